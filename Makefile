@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make demo` (watch the demo stream) and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch/torchvision pinned to the builds this project is tested with (pip takes them from the local disk here)
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test install-dev install-runtime clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.runtime: | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: | $(BIN)/python
+	$(BIN)/pip install -q $(TORCH_PINS)
+	$(BIN)/pip install -q -e '.[export,train,bench,dev]'
+	touch $@
+
+install-runtime: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+demo: $(VENV)/.runtime
+	$(BIN)/fakewatch watch
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache
