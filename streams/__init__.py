@@ -1,0 +1,42 @@
+"""fakewatch streams: webcam / RTSP / HTTP / file / demo sources read live, newest frame wins.
+
+    from streams import open_source, SourceGroup
+    group = SourceGroup([open_source("rtsp://user:pw@cam/stream"), open_source("clip.mp4", pace=True)])
+    group.start()
+    frames = group.wait_frames(0.1)
+
+Importing this package does not import torch (nor cv2: heavy modules load on first use).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from streams.frame import Frame
+from streams.redact import redact
+from streams.source import RawRead, Source, SourceError, SourceInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from streams.group import ReaderStats, SourceEvent, SourceGroup
+    from streams.registry import open_source
+
+__all__ = ["open_source", "SourceGroup", "SourceEvent", "ReaderStats", "SourceError", "SourceInfo", "Source",
+           "RawRead", "Frame", "redact"]
+
+# name -> module that defines it; loaded on first attribute access (keeps `import streams` light).
+_LAZY = {
+    "open_source": "streams.registry",
+    "SourceGroup": "streams.group",
+    "SourceEvent": "streams.group",
+    "ReaderStats": "streams.group",
+}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'streams' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
