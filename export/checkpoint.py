@@ -174,7 +174,11 @@ def load_checkpoint(path: str | Path, variant: str | None = None, *, num_outputs
         spec = default_spec(variant, num_outputs=num_outputs or 1, roi=roi)
         state, inner = obj, layout
     model = build_model(spec, exportable=exportable)
-    notes = load_weights_into(model, state, layout=inner, source=f"checkpoint {path}")
+    try:
+        notes = load_weights_into(model, state, layout=inner, source=f"checkpoint {path}")
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc} (asked for variant {spec.variant} = {spec.timm_name}; "
+                              f"`fakewatch export --list` shows the others)") from None
     spec = spec.with_provenance(source_checkpoint=str(path.name), source_layout=layout)
     return model, spec, notes
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ class ExportReport:
     params: int
     size_bytes: int
     max_abs_diff: float
+    output_scale: float
     verify_batches: tuple[int, ...]
     seconds: float
     simplified: bool
@@ -45,7 +47,7 @@ class ExportReport:
             f"output     {self.spec.output_name} [N, {self.spec.num_outputs}] ({self.spec.output})",
             f"size       {self.size_bytes / 1e6:.2f} MB on disk",
             f"verified   onnx.checker ok; max |onnxruntime - torch| = {self.max_abs_diff:.2e} "
-            f"over batches {list(self.verify_batches)}",
+            f"(outputs up to {self.output_scale:.2e}) over batches {list(self.verify_batches)}",
             f"simplified {'yes' if self.simplified else 'no'}",
             f"time       {self.seconds:.1f} s",
         ]
@@ -58,6 +60,8 @@ def _torch_to_onnx_bytes(model, spec: ModelSpec, opset: int) -> bytes:
 
     dummy = torch.randn(2, 3, *spec.input_size)
     buf = io.BytesIO()
+    warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+    warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
     # The TorchScript exporter gives a plain, fully static-except-batch graph that TensorRT and ORT both like.
     torch.onnx.export(
         model, (dummy,), buf, dynamo=False, opset_version=opset,
@@ -78,14 +82,18 @@ def _simplify(proto):
 
 
 def verify_onnx(path: str | Path, model, spec: ModelSpec, *, batches: tuple[int, ...] = (1, 3),
-                tolerance: float = DEFAULT_TOLERANCE, seed: int | None = None) -> float:
-    """Max abs difference between ONNX Runtime and torch on fresh random inputs; raises above ``tolerance``."""
+                tolerance: float = DEFAULT_TOLERANCE, seed: int | None = None) -> tuple[float, float]:
+    """(max abs difference ONNX Runtime vs torch, max abs torch output) on fresh random inputs.
+
+    Raises above ``tolerance``. Large-logit models are held to ``tolerance`` relative to their output scale
+    (fp32 rounding grows with magnitude); random-init models have tiny logits, so the absolute bound applies.
+    """
     import onnxruntime as ort
     import torch
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(seed)
-    worst = 0.0
+    worst, scale = 0.0, 0.0
     for n in batches:
         x = rng.standard_normal((n, 3, *spec.input_size)).astype(np.float32)
         with torch.no_grad():
@@ -94,10 +102,11 @@ def verify_onnx(path: str | Path, model, spec: ModelSpec, *, batches: tuple[int,
         if got.shape != ref.shape:
             raise ExportError(f"{path}: ONNX output shape {got.shape} != torch {ref.shape} at batch {n}")
         worst = max(worst, float(np.max(np.abs(got - ref))))
-    if not worst <= tolerance:
+        scale = max(scale, float(np.max(np.abs(ref))))
+    if not worst <= tolerance * max(1.0, scale):
         raise ExportError(f"{path}: ONNX Runtime output differs from torch by {worst:.3e} (max abs), above the "
-                          f"tolerance {tolerance:.1e}; the export is not trustworthy and was removed")
-    return worst
+                          f"tolerance {tolerance:.1e} (outputs up to {scale:.2e}); the export is not trustworthy and was removed")
+    return worst, scale
 
 
 def export_onnx(model, spec: ModelSpec, out: str | Path, *, opset: int = DEFAULT_OPSET, simplify: bool = True,
@@ -134,12 +143,12 @@ def export_onnx(model, spec: ModelSpec, out: str | Path, *, opset: int = DEFAULT
     tmp = out.with_name(out.name + ".partial")
     onnx.save(proto, str(tmp))
     try:
-        diff = verify_onnx(tmp, model, spec, batches=verify_batches, tolerance=tolerance)
+        diff, scale = verify_onnx(tmp, model, spec, batches=verify_batches, tolerance=tolerance)
     except Exception:
         tmp.unlink(missing_ok=True)
         raise
     tmp.replace(out)
     write_sidecar(out, spec)
     params = sum(int(p.numel()) for p in model.parameters())
-    return ExportReport(out, spec, params, out.stat().st_size, diff, tuple(verify_batches),
+    return ExportReport(out, spec, params, out.stat().st_size, diff, scale, tuple(verify_batches),
                         time.perf_counter() - t0, simplified, list(notes or []))
