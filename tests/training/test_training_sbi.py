@@ -77,7 +77,7 @@ def test_deterministic_with_a_seed_and_different_across_seeds():
 def test_box_at_the_border_and_bad_input():
     img = _image()
     out, alpha = self_blend(img, (-20, -10, 40, 50), np.random.default_rng(1))
-    assert out.shape == img.shape and alpha[0:5, 0:5].max() > 0
+    assert out.shape == img.shape and alpha[25, 20] > 0
     mask = make_mask(img.shape, central_box(img.shape), np.random.default_rng(0))
     assert mask.max() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="uint8"):
