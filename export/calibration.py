@@ -228,26 +228,22 @@ def split_holdout(frames: FrameSet, holdout: int) -> tuple[FrameSet, FrameSet]:
     return frames.subset(np.flatnonzero(~mask)), frames.subset(np.flatnonzero(mask))
 
 
-class ArrayDataReader:
-    """onnxruntime ``CalibrationDataReader`` over preprocessed inputs, in small batches."""
+def make_data_reader(inputs: np.ndarray, input_name: str, batch: int = 8):
+    """An onnxruntime ``CalibrationDataReader`` over preprocessed inputs, in small batches (rewindable)."""
+    from onnxruntime.quantization import CalibrationDataReader  # lazy: keeps this module import-light
 
-    def __init__(self, inputs: np.ndarray, input_name: str, batch: int = 8) -> None:
-        from onnxruntime.quantization import CalibrationDataReader
+    class ArrayDataReader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.pos = 0
 
-        # Subclass lazily so this module imports without onnxruntime's quantization package.
-        self.__class__ = type("ArrayDataReader", (ArrayDataReader, CalibrationDataReader), {})
-        self.inputs, self.input_name, self.batch = inputs, input_name, max(1, batch)
-        self._pos = 0
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            if self.pos >= len(inputs):
+                return None
+            chunk = inputs[self.pos:self.pos + max(1, batch)]
+            self.pos += max(1, batch)
+            return {input_name: np.ascontiguousarray(chunk)}
 
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        if self._pos >= len(self.inputs):
-            return None
-        chunk = self.inputs[self._pos:self._pos + self.batch]
-        self._pos += self.batch
-        return {self.input_name: np.ascontiguousarray(chunk)}
+        def rewind(self) -> None:
+            self.pos = 0
 
-    def rewind(self) -> None:
-        self._pos = 0
-
-    def __len__(self) -> int:
-        return -(-len(self.inputs) // self.batch)
+    return ArrayDataReader()
