@@ -1,11 +1,21 @@
 """Regions of interest: the full frame, or face boxes grown by the contract's margin.
 
 A Box is (x0, y0, x1, y1) in integer pixels, x1/y1 exclusive, always inside the frame.
+
+Face detection sits behind one small interface, :class:`FaceDetector` (``detect(image) -> [(x, y, w, h, score)]``,
+largest first): OpenCV's bundled Haar cascade by default, ``cv2.FaceDetectorYN`` when the user supplies a YuNet
+ONNX file. :class:`RoiTracker` runs the detector every ``detect_every`` frames per stream and holds the last boxes
+for ``hold_s`` seconds when a detection misses, so a blink of the detector does not blank the stream.
+
+No-face rule: a frame for which no box is detected or held gets no model score. It is counted (``no_face``) and
+stays in the stream's decision window as an unscored frame; when too few frames of the window are scored, the
+stream's state becomes UNKNOWN (see runtime/decision.py). A frame without a face is never counted as real.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -13,6 +23,7 @@ import numpy as np
 from export.contract import ModelSpec
 
 Box = tuple[int, int, int, int]
+Detection = tuple[float, float, float, float, float]   # x, y, w, h, score
 
 
 def full_box(image: np.ndarray) -> Box:
@@ -31,6 +42,12 @@ def expand_box(x: float, y: float, w: float, h: float, margin: float, frame_w: i
     return (x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))
 
 
+class FaceDetector(Protocol):
+    """The one detector interface: faces as (x, y, w, h, score), largest first."""
+
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
+
+
 class HaarFaceDetector:
     """OpenCV's bundled frontal-face Haar cascade (opencv-python 4.x ships the XML)."""
 
@@ -46,7 +63,7 @@ class HaarFaceDetector:
         self.min_size_frac = min_size_frac
         self.angles = tuple(float(a) for a in angles) or (0.0,)
 
-    def detect(self, image: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+    def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces as (x, y, w, h, score), largest first."""
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         m = max(12, int(min(gray.shape) * self.min_size_frac))
@@ -70,10 +87,45 @@ class HaarFaceDetector:
         return []
 
 
+class YuNetFaceDetector:
+    """``cv2.FaceDetectorYN`` with a user-supplied YuNet ONNX (e.g. face_detection_yunet_2023mar.onnx)."""
+
+    def __init__(self, model_path: str | Path, score_threshold: float = 0.6, nms_threshold: float = 0.3,
+                 top_k: int = 50) -> None:
+        path = Path(model_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"YuNet face detector {path} does not exist; pass the path of a YuNet .onnx "
+                                    f"(opencv_zoo face_detection_yunet) or drop --face-detector to use Haar")
+        if not hasattr(cv2, "FaceDetectorYN"):
+            raise RuntimeError(f"this OpenCV ({cv2.__version__}) has no FaceDetectorYN; upgrade to opencv-python>=4.8")
+        try:
+            self._det = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold, top_k)
+        except cv2.error as exc:
+            raise ValueError(f"{path} is not a YuNet model OpenCV can load ({str(exc).strip().splitlines()[-1]})") \
+                from None
+        self._size: tuple[int, int] | None = None
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        h, w = image.shape[:2]
+        if self._size != (w, h):  # YuNet needs the input size; set once per frame size (cheap)
+            self._det.setInputSize((w, h))
+            self._size = (w, h)
+        _ok, faces = self._det.detect(image)
+        if faces is None:
+            return []
+        out = [(float(f[0]), float(f[1]), float(f[2]), float(f[3]), float(f[14])) for f in faces]
+        return sorted(out, key=lambda f: -f[2] * f[3])
+
+
+def make_face_detector(yunet: str | Path | None = None) -> FaceDetector:
+    """YuNet when a model file is given, else the bundled Haar cascade."""
+    return YuNetFaceDetector(yunet) if yunet else HaarFaceDetector()
+
+
 class RoiExtractor:
     """Turns a frame into the boxes the model looks at, following the model's contract."""
 
-    def __init__(self, spec: ModelSpec, detector: HaarFaceDetector | None = None, max_faces: int = 4) -> None:
+    def __init__(self, spec: ModelSpec, detector: FaceDetector | None = None, max_faces: int = 4) -> None:
         self.spec = spec
         self.max_faces = max_faces
         self.detector = detector if detector is not None else (HaarFaceDetector() if spec.roi == "face" else None)
@@ -84,6 +136,54 @@ class RoiExtractor:
         h, w = image.shape[:2]
         faces = self.detector.detect(image)[: self.max_faces]
         return [expand_box(x, y, bw, bh, self.spec.roi_margin, w, h) for (x, y, bw, bh, _s) in faces]
+
+
+@dataclass
+class _Held:
+    boxes: list[Box]
+    ts: float                 # capture time of the detection that produced them
+    shape: tuple[int, int]    # frame (h, w) they belong to
+    frames: int = 0           # frames seen since the last detector run
+
+
+class RoiTracker:
+    """Per-stream ROI with detect-every-k and box holding (see the module docstring for the no-face rule).
+
+    ``boxes(stream, image, ts)`` returns ``(boxes, detected)``: ``detected`` is False when boxes were reused.
+    """
+
+    def __init__(self, extractor: RoiExtractor, detect_every: int = 1, hold_s: float = 0.5) -> None:
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+        if hold_s < 0:
+            raise ValueError(f"hold_s must be >= 0, got {hold_s}")
+        self.extractor = extractor
+        self.detect_every = detect_every
+        self.hold_s = hold_s
+        self._held: dict[str, _Held] = {}
+
+    def boxes(self, stream: str, image: np.ndarray, ts: float) -> tuple[list[Box], bool]:
+        if self.extractor.spec.roi == "full":
+            return [full_box(image)], True
+        shape = image.shape[:2]
+        held = self._held.get(stream)
+        if held is not None and held.shape != shape:   # resolution changed (e.g. after a reconnect)
+            held = None
+        if held is not None and held.frames + 1 < self.detect_every:
+            held.frames += 1                     # between detector runs: reuse the last result as it is
+            return list(held.boxes), False
+        found = self.extractor(image)
+        if found:
+            self._held[stream] = _Held(found, ts, shape)
+            return found, True
+        if held is not None and held.boxes and ts - held.ts <= self.hold_s:
+            held.frames = self.detect_every - 1  # detector missed: hold the old boxes, retry on the next frame
+            return list(held.boxes), False
+        self._held[stream] = _Held([], ts, shape)
+        return [], True
+
+    def forget(self, stream: str) -> None:
+        self._held.pop(stream, None)
 
 
 def crop(image: np.ndarray, box: Box) -> np.ndarray:

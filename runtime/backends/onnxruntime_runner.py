@@ -1,0 +1,75 @@
+"""ONNX Runtime backend (the default): CPU everywhere, the CUDA provider when onnxruntime-gpu is installed."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import BackendError, Runner
+
+_DEVICES = ("auto", "cpu", "cuda")
+
+
+class OnnxRuntimeRunner(Runner):
+    """Options: ``device`` auto|cpu|cuda (auto = CUDA when available), ``intra_op_threads`` (0 = ORT default)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, artifact, spec, *, device: str = "auto", intra_op_threads: int = 0, **options: Any) -> None:
+        super().__init__(artifact, spec, device=device, intra_op_threads=intra_op_threads, **options)
+        if device not in _DEVICES:
+            raise ValueError(f"onnxruntime device must be one of {_DEVICES}, got {device!r}")
+        self.device = device
+        self.intra_op_threads = int(intra_op_threads)
+        self.providers: list[str] = []
+        self._session = None
+        self._in_dtype = np.float32
+
+    def activate_impl(self) -> None:
+        import onnxruntime as ort  # imported here so constructing a runner stays cheap
+
+        available = ort.get_available_providers()
+        has_cuda = "CUDAExecutionProvider" in available
+        if self.device == "cuda" and not has_cuda:
+            raise BackendError(f"onnxruntime here has no CUDAExecutionProvider (providers: {available}); install "
+                               f"onnxruntime-gpu instead of onnxruntime, or use --device cpu")
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if (
+            has_cuda and self.device in ("auto", "cuda")) else ["CPUExecutionProvider"]
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.intra_op_threads > 0:
+            so.intra_op_num_threads = self.intra_op_threads
+        try:
+            sess = ort.InferenceSession(str(self.artifact), sess_options=so, providers=providers)
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            raise BackendError(f"onnxruntime cannot load {self.artifact}: {exc}") from None
+        self._check_io(sess)
+        self.providers = sess.get_providers()
+        self._session = sess
+
+    def _check_io(self, sess) -> None:
+        ins = {i.name: i for i in sess.get_inputs()}
+        outs = {o.name: o for o in sess.get_outputs()}
+        s = self.spec
+        if s.input_name not in ins or s.output_name not in outs:
+            raise BackendError(f"{self.artifact.name}: contract names input {s.input_name!r} / output "
+                               f"{s.output_name!r} but the graph has inputs {list(ins)} and outputs {list(outs)}")
+        shape = ins[s.input_name].shape
+        if len(shape) != 4 or [d for d in shape[1:] if isinstance(d, int)] != [3, *s.input_size]:
+            raise BackendError(f"{self.artifact.name}: graph input shape {shape} does not match the contract "
+                               f"[N, 3, {s.input_size[0]}, {s.input_size[1]}]")
+        if isinstance(shape[0], int) and shape[0] > 0:
+            self.max_batch = shape[0]  # a fixed-batch export accepts exactly this many (we pad smaller batches)
+        self._fixed_batch = isinstance(shape[0], int) and shape[0] > 0
+        self._in_dtype = np.float16 if ins[s.input_name].type == "tensor(float16)" else np.float32
+
+    def infer_impl(self, batch: np.ndarray) -> tuple[np.ndarray, float | None]:
+        n = batch.shape[0]
+        x = np.ascontiguousarray(batch, dtype=self._in_dtype)
+        if self._fixed_batch and n < self.max_batch:
+            x = np.concatenate([x, np.zeros((self.max_batch - n, *x.shape[1:]), x.dtype)])
+        out = self._session.run([self.spec.output_name], {self.spec.input_name: x})[0]
+        return np.asarray(out[:n], dtype=np.float32).reshape(n, -1), None
+
+    def deactivate_impl(self) -> None:
+        self._session = None
