@@ -1,0 +1,144 @@
+"""Model artifacts a benchmark row needs, built once and cached: fp32 ONNX, torch checkpoint, INT8/FP16 ONNX.
+
+Weights are random (seeded) - timing does not depend on their values. Every artifact is produced by the project's
+own tools (``export.checkpoint.build_model`` + ``export.onnx_export.export_onnx``, ``export.quantize``), so the
+benchmark measures exactly what users deploy. A precision whose tool is missing is reported as a skipped row with
+the reason (:class:`Unavailable`), never substituted.
+
+Cache layout: ``<workdir>/<variant>/{model.onnx, model.onnx.json, model.pt, model.int8.onnx, meta.json}``;
+default workdir ``$FAKEWATCH_CACHE/bench`` or ``~/.cache/fakewatch/bench``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+SEED = 0
+META_VERSION = 1
+
+
+class Unavailable(RuntimeError):
+    """This row cannot be measured here (missing library / project piece); the message is the reason shown."""
+
+
+def default_workdir() -> Path:
+    root = os.environ.get("FAKEWATCH_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "fakewatch") / "bench"
+
+
+class ArtifactCache:
+    def __init__(self, workdir: str | Path | None = None) -> None:
+        self.root = Path(workdir) if workdir else default_workdir()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def dir(self, variant: str) -> Path:
+        d = self.root / variant
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    # ------------------------------------------------------------------ fp32 ONNX + torch checkpoint
+    def fp32(self, variant: str) -> Path:
+        """Verified fp32 ONNX of ``variant`` (full-frame ROI contract); exports it (with its checkpoint) once."""
+        d = self.dir(variant)
+        onnx_path, pt_path, meta_path = d / "model.onnx", d / "model.pt", d / "meta.json"
+        if onnx_path.is_file() and pt_path.is_file() and self._meta_ok(meta_path, variant):
+            return onnx_path
+        self._export(variant, onnx_path, pt_path, meta_path)
+        return onnx_path
+
+    def torch_checkpoint(self, variant: str) -> Path:
+        self.fp32(variant)
+        return self.dir(variant) / "model.pt"
+
+    def meta(self, variant: str) -> dict[str, Any]:
+        self.fp32(variant)
+        return json.loads((self.dir(variant) / "meta.json").read_text())
+
+    def _meta_ok(self, path: Path, variant: str) -> bool:
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return False
+        return meta.get("meta_version") == META_VERSION and meta.get("variant") == variant
+
+    def _export(self, variant: str, onnx_path: Path, pt_path: Path, meta_path: Path) -> None:
+        import torch
+
+        from export.checkpoint import build_model, default_spec, save_checkpoint
+        from export.contract import ModelSpec, write_sidecar
+        from export.onnx_export import export_onnx
+
+        from .macs import count_macs
+
+        # roi="full": the benchmark measures the model and the pipeline, not the Haar face detector (docs).
+        spec = default_spec(variant, roi="full", provenance={"weights": f"random (torch seed {SEED}), benchmark only"})
+        torch.manual_seed(SEED)
+        model = build_model(spec, exportable=True)
+        report = export_onnx(model, spec, onnx_path)
+        # JSON round trip: export provenance may hold torch.__version__ (a TorchVersion object), which
+        # torch.load(weights_only=True) refuses to unpickle; as JSON it becomes the plain string it should be.
+        ckpt_spec = ModelSpec.from_json(report.spec.to_json())
+        save_checkpoint(pt_path, model, ckpt_spec)
+        write_sidecar(pt_path, ckpt_spec)  # load_spec()/load_runner() read a .pt's contract from its sidecar
+        macs = count_macs(onnx_path, batch=1)
+        meta = {"meta_version": META_VERSION, "variant": variant, "timm_name": spec.timm_name,
+                "input_size": list(spec.input_size), "params": report.params, "macs": macs["total"],
+                "macs_by_op": macs, "export_max_abs_diff": report.max_abs_diff,
+                "export_seconds": round(report.seconds, 1)}
+        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+
+    # ------------------------------------------------------------------ other precisions
+    def int8(self, variant: str) -> Path:
+        """INT8 ONNX made by the project's cpu recipe (``export.quantize.quantize_onnx(target="cpu")``).
+
+        Calibrated on frames of the generated benchmark video (timing does not depend on calibration quality; the
+        quantization docs measure fidelity on real footage).
+        """
+        out = self.dir(variant) / "model.int8.onnx"
+        if out.is_file():
+            return out
+        if importlib.util.find_spec("export.quantize") is None:
+            raise Unavailable("int8: export.quantize not available yet")
+        from export.quantize import quantize_onnx
+
+        from .media import synthetic_video
+
+        video = synthetic_video(self.root / "media", frames=48)
+        quantize_onnx(self.fp32(variant), out, "cpu", [str(video)], "minmax", calib_frames=32, holdout_frames=8,
+                      progress=False)
+        if not out.is_file():
+            raise RuntimeError(f"int8: export.quantize did not write {out}")
+        return out
+
+    def fp16(self, variant: str) -> Path:
+        """FP16 is a GPU precision: TensorRT builds it from the fp32 ONNX; there is no fp16 ONNX tool yet."""
+        raise Unavailable("fp16: no fp16 ONNX artifact in the project (fp16 is built by TensorRT from the fp32 "
+                          "ONNX; onnxruntime's CPU provider has no fast fp16 kernels)")
+
+    def tensorrt_engine(self, variant: str, precision: str) -> Path:
+        """A TensorRT plan built by the project's engine builder (none exists yet: the row says so)."""
+        for module in ("export.tensorrt_build", "export.tensorrt", "runtime.backends.tensorrt_build"):
+            if importlib.util.find_spec(module) is not None:
+                raise Unavailable(f"tensorrt: engine builder {module} exists but the benchmark has no "
+                                  f"adapter for it yet")
+        raise Unavailable("tensorrt: no engine builder in the project yet")
+
+    def artifact(self, variant: str, backend: str, precision: str) -> Path:
+        """The file a (backend, precision) row loads. Raises :class:`Unavailable` with the skip reason."""
+        if backend == "torch":
+            if precision != "fp32":
+                raise Unavailable(f"torch: {precision} eager rows are not measured (the {precision} deployment "
+                                  f"path is ONNX Runtime / TensorRT)")
+            return self.torch_checkpoint(variant)
+        if backend == "tensorrt":
+            return self.tensorrt_engine(variant, precision)
+        if precision == "fp32":
+            return self.fp32(variant)
+        if precision == "int8":
+            return self.int8(variant)
+        if precision == "fp16":
+            return self.fp16(variant)
+        raise Unavailable(f"unknown precision {precision!r}")

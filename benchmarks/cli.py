@@ -1,0 +1,110 @@
+"""``fakewatch bench``: model-only sweep + end-to-end pipeline + naive-loop baseline, written as CSV/JSON/MD/PNG.
+
+Imports nothing heavy at module level (the CLI must start without torch).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+PRECISIONS = ("fp32", "int8", "fp16")
+
+
+def _csv(kind: str, allowed: tuple[str, ...] | None = None):
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(x.strip() for x in text.split(",") if x.strip())
+        if not items:
+            raise argparse.ArgumentTypeError(f"empty {kind} list")
+        if allowed:
+            bad = [x for x in items if x not in allowed]
+            if bad:
+                raise argparse.ArgumentTypeError(f"unknown {kind} {', '.join(bad)}; choose from {', '.join(allowed)}")
+        return items
+    return parse
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
+    if not vals or any(v < 1 for v in vals):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return vals
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from .sweep import ALL_BACKENDS
+
+    p = sub.add_parser(
+        "bench", help="benchmark variants x backends x precisions, the watch pipeline and a naive loop",
+        description="Benchmark model-only latency/throughput (variant x backend x precision x batch), the real "
+                    "watch pipeline end to end on generated unpaced files, and the naive OpenCV+torch loop. "
+                    "Quick by default (b0, lite0); --full sweeps b0-b7 and lite0-lite4. Rows that cannot run here "
+                    "(TensorRT without a GPU, a precision without its tool) are listed as skipped with the reason.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--full", action="store_true", help="sweep b0-b7 + lite0-lite4 (minutes to tens of minutes)")
+    p.add_argument("--variants", type=_csv("variant"), help="comma-separated variants (default: b0,lite0; "
+                                                            "--full: b0-b7,lite0-lite4)")
+    p.add_argument("--backend", type=_csv("backend", ALL_BACKENDS), default=None,
+                   help=f"comma-separated backends (default: all of {','.join(ALL_BACKENDS)}; unavailable ones "
+                        f"are reported as skipped)")
+    p.add_argument("--precision", type=_csv("precision", PRECISIONS), default=None,
+                   help="comma-separated precisions (default: fp32,int8,fp16)")
+    p.add_argument("--batch", type=_ints, default=None, help="comma-separated batch sizes (default: 1,8; --full: 1)")
+    p.add_argument("--iters", type=int, default=50, help="timed iterations per model row (capped by --max-seconds)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed warm-up iterations per model row")
+    p.add_argument("--max-seconds", type=float, default=6.0,
+                   help="time budget per model row's timed loop (>= 5 iterations always run)")
+    p.add_argument("--e2e", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the watch pipeline end to end on generated files")
+    p.add_argument("--naive", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the naive OpenCV + torch eager per-frame loop (speedup baseline)")
+    p.add_argument("--e2e-variants", type=_csv("variant"), default=("b0",), help="variants for e2e/naive rows")
+    p.add_argument("--e2e-sources", type=_ints, default=(1, 2), help="parallel file sources per e2e row")
+    p.add_argument("--e2e-batch", type=int, default=8, help="pipeline max batch for e2e rows")
+    p.add_argument("--e2e-frames", type=int, default=200, help="frames in the generated e2e video")
+    p.add_argument("--name", default=None, help="result name (default: quick / full / custom)")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="output directory (default: benchmarks/results/<name>)")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="artifact cache (default: $FAKEWATCH_CACHE/bench or ~/.cache/fakewatch/bench)")
+    p.add_argument("--debug", action="store_true", help="print tracebacks of failed rows")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace):
+    from export.variants import resolve_variant
+
+    from .sweep import ALL_BACKENDS, FULL_VARIANTS, QUICK_VARIANTS, BenchConfig
+
+    if args.iters < 1 or args.warmup < 0 or args.max_seconds <= 0:
+        raise ValueError(f"--iters must be >= 1, --warmup >= 0 and --max-seconds > 0 (got {args.iters}, "
+                         f"{args.warmup}, {args.max_seconds})")
+    variants = args.variants or (FULL_VARIANTS if args.full else QUICK_VARIANTS)
+    variants = tuple(resolve_variant(v).name for v in variants)  # unknown names fail here with suggestions
+    e2e_variants = tuple(resolve_variant(v).name for v in args.e2e_variants)
+    name = args.name or ("full" if args.full else "quick" if not (args.variants or args.backend or args.precision
+                                                                   or args.batch) else "custom")
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        raise ValueError(f"--name {name!r}: use letters, digits, '.', '_' or '-' (it becomes a directory name)")
+    out = args.output or Path("benchmarks") / "results" / name
+    return BenchConfig(
+        name=name, variants=variants, backends=args.backend or ALL_BACKENDS,
+        precisions=args.precision or PRECISIONS, batches=args.batch or ((1,) if args.full else (1, 8)),
+        warmup=args.warmup, iters=args.iters, max_seconds=args.max_seconds, e2e=args.e2e, naive=args.naive,
+        e2e_variants=e2e_variants, e2e_sources=args.e2e_sources, e2e_batch=args.e2e_batch,
+        e2e_frames=args.e2e_frames, workdir=str(args.workdir) if args.workdir else None, out_dir=str(out),
+        debug=args.debug)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .sweep import run_bench
+
+    cfg = config_from_args(args)
+    # the exact command: `fakewatch bench ...` from the console script; the Python argv otherwise (tests)
+    from_console = Path(sys.argv[0]).name == "fakewatch" and sys.argv[1:2] == ["bench"]
+    rows, _paths = run_bench(cfg, argv=sys.argv[1:] if from_console else None)
+    return 0 if any(r["status"] == "ok" for r in rows) else 1

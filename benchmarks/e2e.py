@@ -1,0 +1,87 @@
+"""End-to-end rows (the real ``watch`` pipeline on unpaced generated files) and the naive-loop baseline.
+
+For each e2e variant: the naive loop runs first on the same file, then the pipeline with 1..N parallel sources of
+that file; each e2e row carries the model-only throughput of the same variant/backend/precision/batch (measured in
+this run: taken from the sweep when it has that case, else measured here) and the ratios.
+Full-frame ROI (the artifacts' contract): the face detector is not what is measured here.
+"""
+from __future__ import annotations
+
+import importlib.util
+import traceback
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+from .artifacts import ArtifactCache, Unavailable
+from .media import synthetic_video
+from .model_bench import ModelCase, measure_model_case
+from .schema import new_row
+
+if TYPE_CHECKING:
+    from .sweep import BenchConfig
+
+
+def _model_only_ips(cfg: "BenchConfig", cache: ArtifactCache, rows: Sequence[dict[str, Any]], variant: str,
+                    batch: int) -> dict[str, Any]:
+    for r in rows:
+        if (r["kind"], r["variant"], r["backend"], r["precision"], r["batch"], r["status"]) == (
+                "model", variant, cfg.e2e_backend, cfg.e2e_precision, batch, "ok"):
+            return r
+    return measure_model_case(cache, ModelCase(variant, cfg.e2e_backend, cfg.e2e_precision, batch),
+                              warmup=cfg.warmup, iters=cfg.iters, max_seconds=cfg.max_seconds, isolate=cfg.isolate,
+                              debug=cfg.debug)
+
+
+def run_pipeline_rows(cfg: "BenchConfig", cache: ArtifactCache,
+                      rows: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    video = synthetic_video(cache.root / "media", frames=cfg.e2e_frames)
+    for variant in cfg.e2e_variants:
+        naive_fps = None
+        if cfg.naive:
+            row = _guard("naive", variant, lambda: _naive(cache, variant, video), cfg.debug)
+            naive_fps = row["naive_fps"] if row["status"] == "ok" else None
+            yield row
+        if not cfg.e2e:
+            continue
+        for n_sources in cfg.e2e_sources:
+            yield _guard("e2e", variant, lambda: _e2e(cfg, cache, rows, variant, video, n_sources, naive_fps),
+                         cfg.debug, sources=n_sources, backend=cfg.e2e_backend, precision=cfg.e2e_precision)
+
+
+def _guard(kind: str, variant: str, fn, debug: bool, **fields: Any) -> dict[str, Any]:
+    try:
+        return fn()
+    except Unavailable as exc:
+        return new_row(kind, variant=variant, status="skipped", reason=str(exc), **fields)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        return new_row(kind, variant=variant, status="error", reason=f"{type(exc).__name__}: {exc}", **fields)
+
+
+def _naive(cache: ArtifactCache, variant: str, video) -> dict[str, Any]:
+    if importlib.util.find_spec("torch") is None:
+        raise Unavailable("naive loop: torch not installed")
+    from .worker import run_isolated
+
+    # in its own process like every other row: same conditions for the baseline and the pipeline
+    return run_isolated({"job": "naive", "checkpoint": str(cache.torch_checkpoint(variant)), "video": str(video)},
+                        timeout_s=900)
+
+
+def _e2e(cfg: "BenchConfig", cache: ArtifactCache, rows: Sequence[dict[str, Any]], variant: str, video,
+         n_sources: int, naive_fps: float | None) -> dict[str, Any]:
+    if importlib.util.find_spec("runtime.pipeline") is None:
+        raise Unavailable("e2e: runtime.pipeline not available yet")
+    from .worker import run_isolated
+
+    artifact = cache.artifact(variant, cfg.e2e_backend, cfg.e2e_precision)
+    row = run_isolated({"job": "e2e", "artifact": str(artifact), "backend": cfg.e2e_backend,
+                        "sources": [str(video)] * n_sources, "batch": cfg.e2e_batch}, timeout_s=900)
+    model = _model_only_ips(cfg, cache, rows, variant, row["batch"])
+    if model["status"] == "ok":
+        row["model_only_ips"] = model["throughput_ips"]
+        row["e2e_ratio"] = row["throughput_ips"] / model["throughput_ips"]
+    if naive_fps:
+        row["naive_fps"] = naive_fps
+        row["speedup_vs_naive"] = row["throughput_ips"] / naive_fps
+    return row

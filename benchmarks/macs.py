@@ -1,0 +1,113 @@
+"""Count multiply-accumulates (MACs) of an ONNX model by walking its graph with inferred shapes.
+
+Only the ops that dominate an EfficientNet's cost are counted: Conv, Gemm and MatMul (one MAC = one multiply +
+one add). Elementwise ops (BN folded into Conv by export, SiLU, sigmoid, SE multiply,
+add), pooling and resizing are ignored; for EfficientNets they are well under 1 % of the total. Counts are for one
+image (batch 1): the batch dimension is bound to 1 before shape inference. Quantized graphs (QLinearConv,
+ConvInteger, MatMulInteger, QGemm) are counted like their float ops so INT8 rows report the same MACs.
+
+Why ONNX and not torch hooks: it counts exactly the graph every backend runs (after export and simplification),
+and it needs no torch, so it works on a Jetson with only onnx installed.
+"""
+from __future__ import annotations
+
+from math import prod
+from pathlib import Path
+from typing import Any
+
+_CONV_OPS = {"Conv", "QLinearConv", "ConvInteger"}
+_MATMUL_OPS = {"MatMul", "MatMulInteger", "QLinearMatMul"}
+_GEMM_OPS = {"Gemm", "QGemm"}
+
+
+def _dims(value_info: Any) -> list[int] | None:
+    t = value_info.type.tensor_type
+    if not t.HasField("shape"):
+        return None
+    dims = []
+    for d in t.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        else:
+            return None  # symbolic dim left after binding the batch: cannot count this node
+    return dims
+
+
+def _bind_batch(model: Any, batch: int) -> None:
+    """Replace symbolic (dynamic) dims of graph inputs with ``batch`` so shape inference yields numbers."""
+    initializers = {init.name for init in model.graph.initializer}
+    for inp in model.graph.input:
+        if inp.name in initializers:
+            continue
+        for d in inp.type.tensor_type.shape.dim:
+            if not d.HasField("dim_value"):
+                d.Clear()
+                d.dim_value = batch
+    # drop stale intermediate shapes (they may carry the symbolic batch) and re-infer
+    del model.graph.value_info[:]
+    for out in model.graph.output:
+        for d in out.type.tensor_type.shape.dim:
+            if not d.HasField("dim_value"):
+                d.Clear()
+
+
+def count_macs(path_or_model: str | Path | Any, batch: int = 1) -> dict[str, int]:
+    """MACs per op type and in total, for ``batch`` images. Raises ValueError when shapes cannot be inferred."""
+    import onnx
+    from onnx import shape_inference
+
+    if isinstance(path_or_model, (str, Path)):
+        model = onnx.load(str(path_or_model))
+    else:
+        model = onnx.ModelProto()
+        model.CopyFrom(path_or_model)
+    _bind_batch(model, batch)
+    model = shape_inference.infer_shapes(model, data_prop=True)
+
+    shapes: dict[str, list[int] | None] = {}
+    for vi in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
+        shapes[vi.name] = _dims(vi)
+    for init in model.graph.initializer:
+        shapes[init.name] = list(init.dims)
+
+    per_op: dict[str, int] = {}
+    unknown: list[str] = []
+    for node in model.graph.node:
+        op = node.op_type
+        if op not in _CONV_OPS | _MATMUL_OPS | _GEMM_OPS:
+            continue
+        macs = _node_macs(node, shapes)
+        if macs is None:
+            unknown.append(f"{op} {node.name or node.output[0]}")
+            continue
+        per_op[op] = per_op.get(op, 0) + macs
+    if unknown:
+        raise ValueError(f"cannot count MACs: no inferred shapes for {len(unknown)} node(s), e.g. {unknown[:3]}")
+    per_op["total"] = sum(per_op.values())
+    return per_op
+
+
+def _node_macs(node: Any, shapes: dict[str, list[int] | None]) -> int | None:
+    op = node.op_type
+    if op in _CONV_OPS:
+        # weight is input 1 for Conv/ConvInteger, input 3 for QLinearConv (x, x_scale, x_zp, w, ...)
+        w_name = node.input[3] if op == "QLinearConv" else node.input[1]
+        w, y = shapes.get(w_name), shapes.get(node.output[0])
+        if not w or not y:
+            return None
+        # y = [N, Cout, *spatial]; w = [Cout, Cin/groups, *kernel]: each output element needs Cin/g * k MACs
+        return prod(y) * prod(w[1:])
+    if op in _GEMM_OPS:
+        a = shapes.get(node.input[0])
+        y = shapes.get(node.output[0])
+        if not a or not y:
+            return None
+        trans_a = next((attr.i for attr in node.attribute if attr.name == "transA"), 0)
+        k = a[0] if trans_a else a[1]
+        return prod(y) * k
+    # MatMul family: y = a @ b, K = last dim of a (QLinearMatMul: a is input 0 too)
+    a = shapes.get(node.input[0])
+    y = shapes.get(node.output[0])
+    if not a or not y:
+        return None
+    return prod(y) * a[-1]
