@@ -13,6 +13,7 @@ from typing import Sequence
 
 SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("export", "export.cli"),
+    ("engine", "export.engine_cli"),
 )
 
 
