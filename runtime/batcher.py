@@ -79,6 +79,7 @@ class Batcher(Generic[T]):
                              f"raise --batch or lower --max-faces")
         if n_rows and fill is None:
             raise ValueError("add: fill is required when n_rows > 0")
+        explicit_now = now
         now = self.clock() if now is None else now
         ready: list[Batch[T]] = []
         if self._p is not None and self._p.rows + n_rows > self.max_batch:
@@ -88,6 +89,8 @@ class Batcher(Generic[T]):
         p = self._p
         if n_rows:
             fill(p.buf[p.rows:p.rows + n_rows])
+            if explicit_now is None:
+                now = self.clock()   # the batch closes after this item's rows are written, not before
         p.items.append(item)
         p.spans.append((p.rows, p.rows + n_rows))
         p.rows += n_rows

@@ -1,0 +1,149 @@
+"""Measured per-frame latency: every stage stamps ``frame.timings`` with ``time.monotonic()``; this module turns the
+stamps into stage durations and p50/p90/p99 per stream and per stage, plus dropped frames and effective fps.
+
+Stamps, in pipeline order (a stage's duration is its stamp minus the previous stamp present on the frame):
+
+    capture     reader thread got the decoded frame (start)
+    dequeue     the pipeline took it from the source group (time waiting for the consumer)
+    roi         face detection / box hold done
+    preprocess  crop + resize + normalise written into the batch
+    batch       the batch closed (time waiting for the batch to fill, bounded by --max-wait-ms)
+    inference   the backend returned (absent for frames without a face: nothing to infer)
+    decision    the stream's rolling decision updated
+    alert       events/records for the frame written to the sinks
+
+``total`` = alert - capture.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+import numpy as np
+
+STAGES: tuple[str, ...] = ("dequeue", "roi", "preprocess", "batch", "inference", "decision", "alert")
+PERCENTILES: tuple[int, ...] = (50, 90, 99)
+
+
+def stage_durations_ms(timings: Mapping[str, float]) -> dict[str, float]:
+    """Stage -> milliseconds for one frame's stamps, plus ``total`` (capture to the last stamp present)."""
+    out: dict[str, float] = {}
+    prev = timings.get("capture")
+    if prev is None:
+        return out
+    start = prev
+    for stage in STAGES:
+        ts = timings.get(stage)
+        if ts is None:
+            continue
+        out[stage] = (ts - prev) * 1e3
+        prev = ts
+    out["total"] = (prev - start) * 1e3
+    return out
+
+
+def percentiles(values: Iterable[float], ps: tuple[int, ...] = PERCENTILES) -> dict[str, float]:
+    arr = np.fromiter(values, np.float64)
+    if arr.size == 0:
+        return {f"p{p}": float("nan") for p in ps}
+    q = np.percentile(arr, ps)
+    return {f"p{p}": round(float(v), 3) for p, v in zip(ps, q)}
+
+
+@dataclass
+class _StreamLatency:
+    samples: dict[str, deque] = field(default_factory=dict)
+    frames: int = 0
+    dropped: int = 0
+    no_face: int = 0
+    last_seq: int | None = None
+    first_ts: float | None = None
+    last_ts: float | None = None
+
+
+class LatencyTracker:
+    """Collects stage durations per stream (the last ``max_samples`` frames of each) and counts drops/fps."""
+
+    def __init__(self, max_samples: int = 50_000) -> None:
+        self.max_samples = max_samples
+        self._streams: dict[str, _StreamLatency] = {}
+
+    def _get(self, stream: str) -> _StreamLatency:
+        s = self._streams.get(stream)
+        if s is None:
+            s = self._streams[stream] = _StreamLatency()
+        return s
+
+    def record(self, stream: str, seq: int, timings: Mapping[str, float], *, faces: int | None = None) \
+            -> dict[str, float]:
+        """Account one finished frame; returns its stage durations in ms."""
+        s = self._get(stream)
+        if s.last_seq is not None and seq > s.last_seq + 1:
+            s.dropped += seq - s.last_seq - 1   # frames the reader decoded but the pipeline never saw (newest wins)
+        s.last_seq = seq if s.last_seq is None else max(s.last_seq, seq)
+        s.frames += 1
+        if faces == 0:
+            s.no_face += 1
+        end = timings.get("alert", timings.get("decision"))
+        if end is not None:
+            s.first_ts = end if s.first_ts is None else s.first_ts
+            s.last_ts = end
+        d = stage_durations_ms(timings)
+        for stage, ms in d.items():
+            q = s.samples.get(stage)
+            if q is None:
+                q = s.samples[stage] = deque(maxlen=self.max_samples)
+            q.append(ms)
+        return d
+
+    def streams(self) -> list[str]:
+        return list(self._streams)
+
+    def stream_stats(self, stream: str) -> dict:
+        """frames, dropped, no_face, fps and per-stage {p50, p90, p99} (ms) for one stream."""
+        s = self._get(stream)
+        span = (s.last_ts - s.first_ts) if (s.first_ts is not None and s.last_ts is not None) else 0.0
+        fps = (s.frames - 1) / span if span > 0 and s.frames > 1 else 0.0
+        return {
+            "frames": s.frames, "dropped": s.dropped, "no_face": s.no_face, "fps": round(fps, 2),
+            "latency_ms": {stage: percentiles(s.samples[stage]) for stage in (*STAGES, "total")
+                           if stage in s.samples},
+        }
+
+    def overall(self) -> dict:
+        """All streams pooled: per-stage percentiles and totals."""
+        pooled: dict[str, list[float]] = {}
+        for s in self._streams.values():
+            for stage, q in s.samples.items():
+                pooled.setdefault(stage, []).extend(q)
+        return {
+            "frames": sum(s.frames for s in self._streams.values()),
+            "dropped": sum(s.dropped for s in self._streams.values()),
+            "latency_ms": {stage: percentiles(pooled[stage]) for stage in (*STAGES, "total") if stage in pooled},
+        }
+
+
+def format_summary(per_stream: Mapping[str, dict], overall: dict, batches: Mapping[str, object] | None = None,
+                   duration_s: float | None = None) -> str:
+    """The human summary printed on exit: one block per stream, stage percentiles in ms."""
+    lines = ["fakewatch watch summary" + (f" ({duration_s:.1f} s)" if duration_s is not None else "")]
+    cols = [st for st in (*STAGES, "total") if st in overall.get("latency_ms", {})]
+    header = f"  {'stream':<24} {'frames':>6} {'drop':>5} {'noface':>6} {'fps':>6}  {'state':<7} "
+    lines.append(header + " ".join(f"{c[:10]:>10}" for c in cols) + "   (ms p50/p99)")
+    for sid, st in per_stream.items():
+        lat = st.get("latency_ms", {})
+        cells = []
+        for c in cols:
+            p = lat.get(c)
+            cells.append(f"{p['p50']:>4.1f}/{p['p99']:<5.1f}" if p else f"{'-':>10}")
+        lines.append(f"  {sid[:24]:<24} {st['frames']:>6} {st['dropped']:>5} {st['no_face']:>6} {st['fps']:>6.1f}  "
+                     f"{st.get('state', ''):<7} " + " ".join(f"{c:>10}" for c in cells))
+    tot = overall.get("latency_ms", {}).get("total")
+    if tot:
+        lines.append(f"  end-to-end latency (all streams): p50 {tot['p50']:.1f} ms, p90 {tot['p90']:.1f} ms, "
+                     f"p99 {tot['p99']:.1f} ms over {overall['frames']} frames, {overall['dropped']} dropped")
+    if batches:
+        lines.append(f"  batches: {batches.get('count', 0)} run, mean size {batches.get('mean_size', 0):.2f}, "
+                     f"sizes {batches.get('histogram', {})}")
+    return "\n".join(lines)

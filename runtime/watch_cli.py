@@ -1,0 +1,179 @@
+"""``fakewatch watch``: run a model over live sources and raise rolling Real/Fake alerts.
+
+Imports nothing heavy at module level; the pipeline and the backend load inside :func:`_run_watch`.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import re
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from .backends import BACKENDS
+from .batcher import DEFAULT_MAX_WAIT_MS
+
+DEMO_MODEL = Path(__file__).resolve().parent / "assets" / "demo" / "demo_model.onnx"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "watch", help="watch webcam/RTSP/file/demo streams and raise rolling Real/Fake alerts",
+        description="Run a deepfake detector over one or more live sources: batched inference across streams, a "
+                    "rolling per-stream decision with hysteresis, JSON-lines alerts and a latency summary on exit. "
+                    "Ctrl-C (or SIGTERM) stops cleanly.")
+    p.add_argument("sources", nargs="*", metavar="SOURCE",
+                   help="webcam index or /dev/videoN, rtsp://..., http(s)://..., a video file, or 'demo' "
+                        "(default: demo)")
+    p.add_argument("--model", type=Path, default=None,
+                   help="model artifact: .onnx (+ sidecar), TensorRT plan with sidecar, or fakewatch checkpoint "
+                        "(default: the bundled demo model)")
+    p.add_argument("--backend", choices=tuple(BACKENDS), default=None,
+                   help="inference backend (default: picked from the model's type)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="onnxruntime/torch device (default: auto for onnxruntime, cpu for torch)")
+    p.add_argument("--threads", type=int, default=0, help="CPU inference threads (0 = backend default)")
+    g = p.add_argument_group("batching")
+    g.add_argument("--batch", type=int, default=None,
+                   help="max model inputs per batch (default: number of sources, at least --max-faces for face "
+                        "models, at most 16)")
+    g.add_argument("--max-wait-ms", type=float, default=DEFAULT_MAX_WAIT_MS,
+                   help=f"push a partial batch this long after its first frame (default {DEFAULT_MAX_WAIT_MS:g})")
+    d = p.add_argument_group("decision")
+    d.add_argument("--window", default="2s", help="rolling window: seconds ('2s') or frames ('30f') (default 2s)")
+    d.add_argument("--aggregate", choices=("confident", "mean", "ema"), default="confident",
+                   help="window aggregation (default: confident = DFDC winner's strategy)")
+    d.add_argument("--enter", type=float, default=None,
+                   help="rolling P(fake) to enter FAKE (default: model threshold + 0.1)")
+    d.add_argument("--leave", type=float, default=None,
+                   help="rolling P(fake) below which FAKE returns to REAL (default: model threshold - 0.1)")
+    d.add_argument("--min-duration", type=float, default=1.0,
+                   help="seconds a REAL<->FAKE change must hold before it is reported (default 1.0)")
+    r = p.add_argument_group("faces (models with a face ROI)")
+    r.add_argument("--face-detector", type=Path, default=None,
+                   help="YuNet .onnx for cv2.FaceDetectorYN (default: OpenCV's bundled Haar cascade)")
+    r.add_argument("--detect-every", type=int, default=1, help="run the face detector every K frames per stream")
+    r.add_argument("--hold", type=float, default=0.5, help="keep face boxes this many seconds when detection misses")
+    r.add_argument("--max-faces", type=int, default=4, help="faces scored per frame (max over them)")
+    o = p.add_argument_group("output and run control")
+    o.add_argument("--json", default=None, metavar="FILE", help="write JSON-lines alerts to FILE ('-' = stdout)")
+    o.add_argument("--frames", action="store_true", help="also write one 'frame' record per processed frame")
+    o.add_argument("--status-interval", type=float, default=1.0, help="seconds between status records (0 = off)")
+    o.add_argument("--duration", type=float, default=None, help="stop after S seconds (files also stop at EOF)")
+    o.add_argument("--no-pace", action="store_true",
+                   help="read files/demo as fast as possible (every frame) instead of at their frame rate")
+    o.add_argument("--loop", action="store_true", help="loop video files")
+    o.add_argument("--no-live", action="store_true", help="no live terminal view")
+    o.add_argument("--print-schema", action="store_true", help="print the JSON-lines schema and exit")
+    o.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=_run_watch)
+
+
+def parse_window(text: str) -> tuple[float, str]:
+    """'2s', '1.5 s', '500ms', '30f', '30 frames' -> (value, unit)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(s|sec|secs|seconds|ms|f|frame|frames)\s*", str(text).lower())
+    if not m:
+        raise ValueError(f"--window {text!r}: expected seconds like '2s' / '500ms' or frames like '30f'")
+    value, unit = float(m.group(1)), m.group(2)
+    if unit == "ms":
+        return value / 1e3, "s"
+    if unit.startswith("f"):
+        if value != int(value) or value < 1:
+            raise ValueError(f"--window {text!r}: a frame window needs a whole number >= 1")
+        return int(value), "frames"
+    return value, "s"
+
+
+def _source_opts(uri: str, wanted: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``wanted`` options that this source kind accepts (pace/loop mean nothing to a camera)."""
+    from streams import registry
+
+    for kind, matches, target in registry.KINDS:
+        if matches(uri):
+            params = inspect.signature(registry._load(kind, target).__init__).parameters
+            return {k: v for k, v in wanted.items() if k in params}
+    return {}
+
+
+def resolve_model(model: Path | None) -> Path:
+    if model is not None:
+        return model
+    if DEMO_MODEL.is_file():
+        return DEMO_MODEL
+    raise FileNotFoundError(f"no --model given and the bundled demo model ({DEMO_MODEL}) is not installed; pass "
+                            f"--model PATH (an .onnx from `fakewatch export onnx`, a TensorRT plan, or a checkpoint)")
+
+
+def _run_watch(args: argparse.Namespace) -> int:
+    from streams import open_source
+
+    from .alerts import ALERT_SCHEMA, JsonlSink, LiveView
+    from .backends import load_runner
+    from .decision import DecisionConfig
+    from .pipeline import Pipeline, WatchConfig, check_watchable
+
+    if args.print_schema:
+        print(json.dumps(ALERT_SCHEMA, indent=2))
+        return 0
+    for name in ("batch", "max_faces", "detect_every"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+    if args.max_wait_ms < 0:
+        raise ValueError(f"--max-wait-ms must be >= 0, got {args.max_wait_ms}")
+    window, unit = parse_window(args.window)
+    model = resolve_model(args.model)
+    runner_opts: dict[str, Any] = {}
+    if args.device is not None:
+        runner_opts["device"] = args.device
+    if args.threads:
+        runner_opts["intra_op_threads" if (args.backend or "onnxruntime") == "onnxruntime" else "threads"] = \
+            args.threads
+    runner = load_runner(model, args.backend, **runner_opts)
+    check_watchable(runner.spec, model)
+    spec = runner.spec
+    enter = spec.threshold + 0.1 if args.enter is None else args.enter
+    leave = spec.threshold - 0.1 if args.leave is None else args.leave
+    decision = DecisionConfig(window=window, window_unit=unit, aggregation=args.aggregate,
+                              enter=min(1.0, enter), leave=max(0.0, leave), min_duration_s=args.min_duration)
+
+    uris = args.sources or ["demo"]
+    wanted = {"pace": not args.no_pace}
+    if args.loop:
+        wanted["loop"] = True
+    sources = [open_source(u, **_source_opts(u, wanted)) for u in uris]
+
+    sinks = []
+    if args.json:
+        sinks.append(JsonlSink(args.json))
+    live_out = sys.stderr
+    if not args.no_live:
+        sinks.append(LiveView(live_out))
+    cfg = WatchConfig(batch=args.batch, max_wait_ms=args.max_wait_ms, decision=decision,
+                      status_interval_s=args.status_interval, duration_s=args.duration,
+                      detect_every=args.detect_every, hold_s=args.hold, max_faces=args.max_faces,
+                      face_detector=str(args.face_detector) if args.face_detector else None,
+                      emit_frames=args.frames)
+    stop = threading.Event()
+    pipeline = Pipeline(sources, runner, cfg, sinks, stop_event=stop, model_name=model.name)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():            # second Ctrl-C: give up on the clean shutdown
+            raise KeyboardInterrupt
+        print(f"\nfakewatch watch: {signal.Signals(signum).name}, stopping (again to force)", file=sys.stderr)
+        stop.set()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summary = pipeline.run()
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    print(summary.text(), file=sys.stderr)
+    return 0
