@@ -94,10 +94,10 @@ class Reader:
                 return
             attempt += 1
             if self.backoff.exhausted(attempt):
-                self._emit("failed", f"{error}; gave up after {attempt - 1} retries")
+                self._emit("failed", f"{error} (gave up after {attempt - 1} retries)")
                 return
             delay = self.backoff.delay(attempt, self._rng)
-            self._emit("reconnecting", f"{error}; retry {attempt} in {delay:.1f} s")
+            self._emit("reconnecting", f"{error} (retry {attempt} in {delay:.1f} s)")
             if self._stop.wait(delay):
                 break
         self._emit("stopped", "stopped")
