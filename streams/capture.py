@@ -131,8 +131,8 @@ class NetworkSource(Source):
             how = f" over {self.transport.upper()}" if self.scheme.startswith("rtsp") else ""
             raise SourceError(
                 f"cannot open {self.uri}: the server answered on {self.host}:{self.port} but OpenCV/FFmpeg could not "
-                f"open the stream{how} within {time.monotonic() - t0:.1f} s (open timeout {self.open_timeout_s:g} "
-                f"s). Check the stream path and credentials, or try transport='udp'.")
+                f"open the stream{how} (gave up after {time.monotonic() - t0:.1f} s; open timeout "
+                f"{self.open_timeout_s:g} s). Check the stream path and credentials, or try transport='udp'.")
         self._cap = cap
         self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) or None
         self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) or None

@@ -57,8 +57,8 @@ def main() -> int:
         auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password or ""), token)
         server.set_auth(auth)
         perms = GstRtspServer.RTSPPermissions()
-        perms.add_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, bool, True)
-        perms.add_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, bool, True)
+        perms.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
+        perms.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
         factory.set_permissions(perms)
     server.get_mount_points().add_factory(args.path, factory)
     if server.attach(None) == 0:
