@@ -53,7 +53,8 @@ def gpu_info(device: int = 0) -> tuple[str, tuple[int, int]]:
         import pycuda.driver as cuda
     except ImportError:
         raise RuntimeError("pycuda is not installed (needed to query the GPU and run engines): pip install "
-                           "'fakewatch[tensorrt]'; on a Jetson set PATH/CUDA_INC_DIR first, see docs/jetson.md") from None
+                           "'fakewatch[tensorrt]'; on a Jetson set PATH/CUDA_INC_DIR first, see docs/jetson.md"
+                           ) from None
     cuda.init()
     if device >= cuda.Device.count():
         raise RuntimeError(f"CUDA device {device} does not exist ({cuda.Device.count()} device(s) visible)")

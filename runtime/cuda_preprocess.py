@@ -305,6 +305,6 @@ def preprocess_into(runner: Any, images: Sequence[np.ndarray], boxes: Sequence[B
     return runner.preprocess_on_device(images, boxes)
 
 
-__all__ = ["CV2_MAX_ABS_DIFF", "CV2_MAX_UINT8_STEPS", "CupyPreprocessor", "PackedBatch", "PycudaPreprocessor", "TABLE_FIELDS",
-           "kernel_source", "launch_geometry", "norm_params", "pack_frames", "packed_size", "preprocess_into",
+__all__ = ["CV2_MAX_ABS_DIFF", "CV2_MAX_UINT8_STEPS", "CupyPreprocessor", "PackedBatch", "PycudaPreprocessor",
+           "TABLE_FIELDS", "kernel_source", "launch_geometry", "norm_params", "pack_frames", "packed_size", "preprocess_into",
            "reference_bilinear", "reference_from_packed"]

@@ -39,7 +39,8 @@ def import_gpu_libs() -> tuple[Any, Any]:
         import pycuda.driver as cuda
     except ImportError:
         raise BackendError("pycuda is not installed (the TensorRT runner's CUDA layer): pip install "
-                           "'fakewatch[tensorrt]'; on a Jetson set PATH and CUDA_INC_DIR first (docs/jetson.md)") from None
+                           "'fakewatch[tensorrt]'; on a Jetson set PATH and CUDA_INC_DIR first (docs/jetson.md)"
+                           ) from None
     return trt, cuda
 
 
