@@ -13,7 +13,9 @@ from typing import Sequence
 
 SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("export", "export.cli"),
+    ("watch", "runtime.watch_cli"),
     ("engine", "export.engine_cli"),
+    ("train", "training.cli"),
 )
 
 

@@ -1,0 +1,79 @@
+"""Torch dataset over cached crops: real/fake crops plus on-the-fly self-blended fakes, model input via the runtime.
+
+Item i -> (input float32 [3,H,W] exactly as ``runtime.preprocess.preprocess`` makes it, label float, index).
+Training items draw fresh randomness per (seed, epoch, i); validation items are fixed per (seed, i) so every epoch
+and every ``--eval-only`` run scores the same fakes.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from export.contract import ModelSpec
+
+from .augment import AugmentConfig, augment
+from .data import CropRecord, load_crop
+from .sbi import self_blend
+
+SYNTH_MODES = ("none", "sbi")
+
+
+class CropDataset:
+    """Map-style dataset (torch's DataLoader accepts any object with __len__/__getitem__)."""
+
+    def __init__(self, records: Sequence[CropRecord], spec: ModelSpec, *, synth: str = "none", train: bool = True,
+                 seed: int = 0, augment_cfg: AugmentConfig | None = AugmentConfig(), cache_limit: int = 50_000):
+        if synth not in SYNTH_MODES:
+            raise ValueError(f"unknown --synth {synth!r}; choose from {SYNTH_MODES}")
+        self.spec = spec
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+        self.augment_cfg = augment_cfg if train else None
+        # (record, make a self-blended fake from it)
+        self.items: list[tuple[CropRecord, bool]] = [(r, False) for r in records]
+        if synth == "sbi":
+            self.items += [(r, True) for r in records if r.label == 0]
+        self.labels = np.array([1 if (r.label == 1 or sbi) else 0 for r, sbi in self.items], np.int64)
+        self.video_ids = [(f"{r.video_id}#sbi" if sbi else r.video_id) for r, sbi in self.items]
+        self._cache: dict[str, np.ndarray] = {}
+        self._cache_limit = cache_limit
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def class_weights(self) -> np.ndarray:
+        """Per-item sampling weights that make both classes equally likely (class balance by sampling)."""
+        counts = np.bincount(self.labels, minlength=2).astype(np.float64)
+        return np.where(counts[self.labels] > 0, 1.0 / np.maximum(counts[self.labels], 1.0), 0.0)
+
+    def _crop(self, rec: CropRecord) -> np.ndarray:
+        img = self._cache.get(rec.file)
+        if img is None:
+            img = load_crop(rec)
+            if len(self._cache) < self._cache_limit:
+                self._cache[rec.file] = img
+        return img
+
+    def image(self, i: int) -> np.ndarray:
+        """The uint8 BGR crop of item i after SBI and augmentation (what the model sees, before normalising)."""
+        rec, sbi = self.items[i]
+        rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, i, int(self.train)])
+        img = self._crop(rec)
+        if sbi:
+            img, _ = self_blend(img, rec.face_box, rng)
+        if self.augment_cfg is not None:
+            img = augment(img, rng, self.augment_cfg)
+        return img
+
+    def __getitem__(self, i: int):
+        from runtime.preprocess import preprocess
+        from runtime.roi import full_box
+
+        img = self.image(i)
+        x = preprocess([img], [full_box(img)], self.spec)[0]   # the runtime's own crop->input function
+        return x, np.float32(self.labels[i]), i
