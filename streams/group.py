@@ -82,10 +82,10 @@ class SourceGroup:
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
     def start(self) -> "SourceGroup":
-        if self._started:
-            return self
         if self._stop.is_set():
             raise RuntimeError("SourceGroup was stopped; build a new one")
+        if self._started:
+            return self
         self._started = True
         for r in self._readers:
             if getattr(r.source, "read_timeout_s", False) is None:

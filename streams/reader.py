@@ -60,10 +60,7 @@ class Reader:
             log.exception("reader %s crashed", self.id)
             self._emit("failed", f"reader crashed: {self.last_error}")
         finally:
-            try:
-                self.source.close()
-            except Exception as e:
-                log.warning("closing %s: %s", self.id, redact(e))
+            self._close()
             with self._cond:
                 self.finished = True
                 self._cond.notify_all()
@@ -82,10 +79,7 @@ class Reader:
                     return
                 if self._got_frame:
                     ever_live, attempt = True, 0
-                try:
-                    src.close()
-                except Exception as e:
-                    log.warning("closing %s: %s", self.id, redact(e))
+            self._close()                       # also after a failed open: release what it half-acquired
             if self._stop.is_set():
                 break
             self.last_error = error
@@ -101,6 +95,12 @@ class Reader:
             if self._stop.wait(delay):
                 break
         self._emit("stopped", "stopped")
+
+    def _close(self) -> None:
+        try:
+            self.source.close()
+        except Exception as e:
+            log.warning("closing %s: %s", self.id, redact(e))
 
     def _open(self) -> str | None:
         try:
