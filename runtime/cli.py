@@ -16,6 +16,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("watch", "runtime.watch_cli"),
     ("engine", "export.engine_cli"),
     ("train", "training.cli"),
+    ("bench", "benchmarks.cli"),
 )
 
 

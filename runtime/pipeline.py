@@ -69,6 +69,7 @@ class RunSummary:
     overall: dict
     batch_sizes: list[int]
     batch_reasons: dict[str, int]
+    batch_log: list[tuple[int, int, str]]
     stop_reason: str
     events: list[dict]
     frame_records: list[dict]
@@ -112,6 +113,7 @@ class Pipeline:
         self.source_state: dict[str, str] = {s.id: "connecting" for s in self.group.sources}
         self.batch_sizes: list[int] = []
         self.batch_reasons: Counter = Counter()
+        self.batch_log: list[tuple[int, int, str]] = []     # (rows, distinct streams, reason) per batch run
         self.events: list[dict] = []
         self.frame_records: deque = deque(maxlen=max(0, self.cfg.keep_frame_records) or None)
         self._t0 = 0.0
@@ -178,6 +180,8 @@ class Pipeline:
             probs = sigmoid(logits[:, 0])
             self.batch_sizes.append(batch.rows)
             self.batch_reasons[batch.reason] += 1
+            self.batch_log.append((batch.rows, len({it.frame.source_id for it in batch.items if it.boxes}),
+                                   batch.reason))
             for item in batch.items:
                 if item.boxes:
                     item.frame.stamp("inference", t_inf)
@@ -266,7 +270,7 @@ class Pipeline:
         stats = self.group.stats()
         streams = {sid: self._stream_status(sid, stats) for sid in self.source_state}
         summary = RunSummary(duration, streams, self.latency.overall(), list(self.batch_sizes),
-                             dict(self.batch_reasons), stop_reason, self.events, list(self.frame_records))
+                             dict(self.batch_reasons), list(self.batch_log), stop_reason, self.events, list(self.frame_records))
         self._emit(make_record("summary", duration, duration_s=duration, model=self.model_name,
                                backend=self.runner.name, batches=summary.batches(), streams=streams,
                                latency_ms=summary.overall["latency_ms"], stop_reason=stop_reason))

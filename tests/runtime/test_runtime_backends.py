@@ -1,0 +1,116 @@
+"""Artifact detection by content, the backend table, and the onnxruntime / torch runners."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from export.checkpoint import default_spec
+from export.contract import write_sidecar
+from runtime.backends import ARTIFACT_TYPES, BACKENDS, detect_artifact, load_runner
+from runtime.backends.base import BackendError
+from runtime.pipeline import check_watchable
+
+
+def test_import_runtime_is_light():
+    code = ("import sys, runtime, runtime.backends, runtime.pipeline, runtime.watch_cli, runtime.alerts, "
+            "runtime.latency, runtime.decision, runtime.batcher, runtime.roi, runtime.preprocess\n"
+            "heavy = [m for m in ('torch', 'tensorrt', 'pycuda', 'timm') if m in sys.modules]\n"
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_tables_cover_the_briefing():
+    assert set(BACKENDS) == {"onnxruntime", "torch", "tensorrt"}
+    assert [k.name for k in ARTIFACT_TYPES] == ["tensorrt-plan", "onnx", "torch-checkpoint"]
+
+
+def test_onnx_detected_and_run_by_onnxruntime(tiny_onnx, tiny_spec):
+    assert detect_artifact(tiny_onnx).name == "onnx"
+    runner = load_runner(tiny_onnx, intra_op_threads=1)
+    assert runner.name == "onnxruntime" and runner.spec.replace(provenance={}) == tiny_spec and not runner.is_active
+    x = np.random.default_rng(0).standard_normal((3, 3, 64, 64)).astype(np.float32)
+    with runner:
+        y = runner.infer(x)
+        y1 = runner.infer(x[1:2])
+        assert runner.providers[-1] == "CPUExecutionProvider"
+        with pytest.raises(BackendError, match=r"expects input \[N, 3, 64, 64\]"):
+            runner.infer(x[:, :, :32])
+    assert y.shape == (3, 1) and y.dtype == np.float32 and np.isfinite(y).all()
+    assert np.abs(y1[0] - y[1]).max() < 1e-5            # batch rows are independent
+    assert runner.last_inference_ms > 0 and not runner.is_active
+    with pytest.raises(BackendError, match="not active"):
+        runner.infer(x)
+
+
+def test_torch_checkpoint_matches_exported_onnx(tmp_path, tiny_spec):
+    torch = pytest.importorskip("torch")
+    from export.checkpoint import build_model, save_checkpoint
+    from export.onnx_export import export_onnx
+
+    torch.manual_seed(1)
+    model = build_model(tiny_spec, exportable=True)
+    ckpt = save_checkpoint(tmp_path / "m.pt", model, tiny_spec)
+    onnx_path = tmp_path / "m.onnx"
+    export_onnx(model, tiny_spec, onnx_path)
+    assert detect_artifact(ckpt).name == "torch-checkpoint"
+    x = np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    with load_runner(ckpt) as tr, load_runner(onnx_path) as ort_runner:
+        assert tr.name == "torch" and ort_runner.name == "onnxruntime"
+        assert np.abs(tr.infer(x) - ort_runner.infer(x)).max() < 1e-4
+
+
+def test_tensorrt_plan_is_recognised_by_its_sidecar(tmp_path, tiny_spec):
+    plan = tmp_path / "model.plan"                  # suffix is irrelevant: the sidecar decides
+    plan.write_bytes(b"\x00\x01ftrt-not-a-real-engine" * 10)
+    with pytest.raises(ValueError, match="unrecognised or corrupt"):
+        detect_artifact(plan)
+    write_sidecar(plan, tiny_spec, extra={"tensorrt": {"version": "10.9.0"}})
+    assert detect_artifact(plan).name == "tensorrt-plan"
+    runner = load_runner(plan)                      # constructing touches no GPU
+    assert runner.name == "tensorrt" and not runner.is_active
+    with pytest.raises(ValueError, match="cannot run it"):
+        load_runner(plan, "onnxruntime")
+
+
+def test_bad_files_give_one_clear_error(tmp_path, tiny_onnx):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_runner(tmp_path / "nope.onnx")
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty"):
+        load_runner(empty)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"GIF89a" + bytes(100))
+    with pytest.raises(ValueError, match="unrecognised or corrupt"):
+        load_runner(junk)
+    truncated = tmp_path / "trunc.onnx"            # ONNX header, no sidecar, cut short
+    truncated.write_bytes(tiny_onnx.read_bytes()[:300])
+    with pytest.raises(ValueError, match="not a readable ONNX file"):
+        load_runner(truncated)
+    with pytest.raises(ValueError, match="cannot run it"):
+        load_runner(tiny_onnx, "torch")
+    with pytest.raises(ValueError, match="unknown backend 'tflite'"):
+        load_runner(tiny_onnx, "tflite")
+
+
+def test_contract_mismatch_is_refused_at_activate(tmp_path, bright_onnx):
+    copy = tmp_path / "renamed.onnx"
+    shutil.copy(bright_onnx, copy)
+    from export.contract import load_spec
+
+    write_sidecar(copy, load_spec(bright_onnx).replace(input_name="pixels"))
+    runner = load_runner(copy)
+    with pytest.raises(BackendError, match="contract names input 'pixels'"):
+        runner.activate()
+    assert not runner.is_active
+
+
+def test_watch_refuses_class_logits():
+    spec = default_spec("test", num_outputs=1000, roi="full")
+    with pytest.raises(ValueError, match="needs a deepfake detector with one 'fake_logit' output"):
+        check_watchable(spec, "imagenet.onnx")
+    check_watchable(default_spec("test"))

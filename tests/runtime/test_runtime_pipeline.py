@@ -1,0 +1,216 @@
+"""End to end: generated videos, a controlled-score model, multi-stream batching, failures, shutdown, RTSP."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime.alerts import ALERT_SCHEMA, JsonlSink
+from runtime.backends import load_runner
+from runtime.decision import FAKE, REAL, DecisionConfig
+from runtime.pipeline import Pipeline, WatchConfig
+from streams import open_source
+from streams.source import RawRead, Source, SourceError
+
+from .conftest import write_video
+
+jsonschema = pytest.importorskip("jsonschema")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    for r in recs:
+        jsonschema.validate(r, ALERT_SCHEMA)
+    return recs
+
+
+class TruthFile(Source):
+    """A file source that knows which media-time range is 'fake' (like the demo source's truth)."""
+
+    kind, live = "file", False
+
+    def __init__(self, path: Path, fake_from: float, fake_to: float) -> None:
+        super().__init__(str(path), None)
+        self.inner = open_source(str(path), pace=False)
+        self.lossless = True
+        self.range = (fake_from, fake_to)
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def read(self) -> RawRead | None:
+        raw = self.inner.read()
+        if raw is not None:
+            raw.truth = {"fake": bool(self.range[0] <= raw.source_ts < self.range[1])}
+        return raw
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class Broken(Source):
+    """Fails on open (like a file OpenCV cannot decode after all) or after ``good`` frames."""
+
+    kind, live = "file", False
+
+    def __init__(self, name: str, good: int = 0) -> None:
+        super().__init__(name, None)
+        self.good, self.n = good, 0
+        self.lossless = True          # every frame reaches the pipeline
+
+    def open(self) -> None:
+        if self.good == 0:
+            raise SourceError(f"{self.uri}: cannot open (test)")
+
+    def read(self) -> RawRead | None:
+        self.n += 1
+        if self.n > self.good:
+            raise SourceError(f"{self.uri}: decoder error (test)")
+        return RawRead(np.full((48, 64, 3), 40, np.uint8), source_ts=self.n / 25)
+
+    def close(self) -> None:
+        pass
+
+
+def test_cli_end_to_end_on_a_generated_video(tmp_path, tiny_onnx, capsys):
+    from runtime.cli import main
+
+    video = write_video(tmp_path / "clip.mp4", frames=30, fps=25.0)
+    out = tmp_path / "alerts.jsonl"
+    rc = main(["watch", str(video), "--model", str(tiny_onnx), "--json", str(out), "--status-interval", "0.25",
+               "--window", "10f", "--no-live"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "fakewatch watch summary" in err and "end-to-end latency" in err and "ended: all sources ended" in err
+    recs = read_jsonl(out)
+    kinds = [r["type"] for r in recs]
+    assert kinds[-1] == "summary" and "status" in kinds and "state" in kinds
+    assert [r["state"] for r in recs if r["type"] == "source"][-1] == "eof"
+    first_state = next(r for r in recs if r["type"] == "state")
+    assert first_state["previous"] == "UNKNOWN" and first_state["state"] in (REAL, FAKE)
+    assert first_state["latency_ms"]["total"] > 0 and "inference" in first_state["latency_ms"]
+    summary = recs[-1]
+    (stream,) = summary["streams"].values()
+    assert stream["frames"] + stream["dropped"] == 30          # paced file: every frame processed or counted
+    for stage in ("dequeue", "preprocess", "batch", "inference", "decision", "alert", "total"):
+        p = summary["latency_ms"][stage]
+        assert 0 <= p["p50"] <= p["p90"] <= p["p99"]
+    assert summary["batches"]["count"] >= stream["frames"] // 1 - 0 and summary["backend"] == "onnxruntime"
+
+
+def test_fake_alert_starts_and_ends_within_hysteresis_bounds(tmp_path, bright_onnx):
+    fps, t1, t2 = 25.0, 2.0, 4.0
+    video = write_video(tmp_path / "bright.mp4", frames=150, fps=fps,
+                        level=lambda i: 230 if t1 <= i / fps < t2 else 40)
+    W, D, enter, leave = 0.8, 0.4, 0.6, 0.4
+    cfg = WatchConfig(decision=DecisionConfig(window=W, window_unit="s", aggregation="mean", enter=enter,
+                                              leave=leave, min_duration_s=D),
+                      keep_frame_records=1000, status_interval_s=0)
+    summary = Pipeline([TruthFile(video, t1, t2)], load_runner(bright_onnx), cfg).run()
+    states = [e for e in summary.events if e["type"] == "state"]
+    assert [(e["previous"], e["state"]) for e in states] == [("UNKNOWN", REAL), (REAL, FAKE), (FAKE, REAL)]
+    fake_on, fake_off = states[1]["stream_time"], states[2]["stream_time"]
+    tol = 3 / fps
+    # the window mean reaches `enter` once that share of the window is bright, then the change must hold D
+    assert abs(fake_on - (t1 + enter * W + D)) <= tol, fake_on
+    assert abs(fake_off - (t2 + (1 - leave) * W + D)) <= tol, fake_off
+    frames = summary.frame_records
+    assert len(frames) == 150 and all(f["truth"] is not None for f in frames)
+    wrong = sum((f["state"] == FAKE) != f["truth"]["fake"] for f in frames if f["state"] != "UNKNOWN")
+    lag = (enter * W + D) + ((1 - leave) * W + D)     # decisions trail the truth on both edges, nowhere else
+    assert (lag - 2 * tol) * fps <= wrong <= (lag + 2 * tol) * fps
+
+
+def test_four_streams_are_batched_together(tmp_path, bright_onnx):
+    n = 25
+    paths = [write_video(tmp_path / f"s{i}.mp4", frames=n, fps=25.0, level=lambda j, i=i: 30 + 40 * i)
+             for i in range(4)]
+
+    def run(max_wait_ms: float):
+        # paced like live cameras: each source delivers at 25 fps from its own reader thread
+        cfg = WatchConfig(batch=4, max_wait_ms=max_wait_ms, status_interval_s=0)
+        return Pipeline([open_source(str(p)) for p in paths], load_runner(bright_onnx), cfg).run()
+
+    s = run(200.0)
+    assert sum(s.batch_sizes) + sum(st["dropped"] for st in s.streams.values()) == 4 * n
+    full_cross = [log for log in s.batch_log if log[0] == 4 and log[1] == 4]   # 4 rows from 4 different streams
+    assert len(full_cross) >= 0.8 * len(s.batch_log), s.batch_log
+    assert s.batch_reasons.get("full", 0) >= 0.8 * len(s.batch_log)
+    s0 = run(0.0)                    # no waiting: every frame is inferred alone
+    assert set(s0.batch_sizes) == {1} and len(s0.batch_sizes) >= 0.9 * 4 * n
+
+
+def test_a_failing_stream_is_an_event_and_the_others_keep_running(tmp_path, bright_onnx):
+    video = write_video(tmp_path / "ok.mp4", frames=40, fps=25.0)
+    sink_path = tmp_path / "a.jsonl"
+    sources = [Broken("broken-at-open"), open_source(str(video), pace=False), Broken("dies-later", good=5)]
+    s = Pipeline(sources, load_runner(bright_onnx), WatchConfig(status_interval_s=0),
+                 sinks=[JsonlSink(sink_path)]).run()
+    recs = read_jsonl(sink_path)
+    failed = {r["stream"]: r["message"] for r in recs if r["type"] == "source" and r["state"] == "failed"}
+    assert set(failed) == {"broken-at-open", "dies-later"} and "decoder error" in failed["dies-later"]
+    assert s.streams[str(video)]["frames"] == 40 and s.streams["dies-later"]["frames"] == 5
+    assert s.stop_reason == "all sources ended"
+
+
+def test_duration_ends_a_run_of_an_endless_stream(tmp_path, bright_onnx):
+    video = write_video(tmp_path / "loop.mp4", frames=10, fps=25.0)
+    t0 = time.monotonic()
+    s = Pipeline([open_source(str(video), loop=True)], load_runner(bright_onnx),
+                 WatchConfig(duration_s=0.6, status_interval_s=0.2)).run()
+    assert s.stop_reason.startswith("duration") and 0.6 <= s.duration_s < 1.5 and time.monotonic() - t0 < 5
+    (st,) = s.streams.values()
+    assert 8 <= st["frames"] <= 20 and st["fps"] > 10         # paced at 25 fps
+    assert sum(1 for e in s.events if e["type"] == "state") >= 1
+
+
+def test_sigterm_stops_flushes_and_exits_zero(tmp_path, bright_onnx):
+    video = write_video(tmp_path / "loop.mp4", frames=10, fps=25.0)
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "watch", str(video), "--loop", "--model",
+                             str(bright_onnx), "--json", str(out), "--no-live"],
+                            cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not out.exists() or '"state"' not in out.read_text()):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _stdout, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "SIGTERM, stopping" in err and "fakewatch watch summary" in err and "stopped (signal)" in err
+    recs = read_jsonl(out)
+    assert recs[-1]["type"] == "summary" and recs[-1]["stop_reason"] == "stopped (signal)"
+
+
+def test_cli_errors_are_one_line(tmp_path, tiny_onnx, capsys, monkeypatch):
+    from runtime import watch_cli
+    from runtime.cli import main
+
+    monkeypatch.setattr(watch_cli, "DEMO_MODEL", tmp_path / "absent" / "demo_model.onnx")
+    assert main(["watch", "--no-live", "--duration", "0.1"]) == 1
+    assert "pass --model PATH" in capsys.readouterr().err
+    assert main(["watch", "x.mp4", "--model", str(tiny_onnx), "--window", "2 parsecs"]) == 1
+    assert "--window '2 parsecs'" in capsys.readouterr().err
+    assert main(["watch", "--print-schema"]) == 0
+    assert json.loads(capsys.readouterr().out)["oneOf"]
+
+
+@pytest.mark.rtsp
+def test_rtsp_end_to_end(runtime_rtsp_server, tiny_onnx, tmp_path):
+    out = tmp_path / "rtsp.jsonl"
+    url = runtime_rtsp_server.url()
+    s = Pipeline([open_source(url)], load_runner(tiny_onnx),
+                 WatchConfig(duration_s=4.0, status_interval_s=0.5), sinks=[JsonlSink(out)]).run()
+    recs = read_jsonl(out)
+    (st,) = s.streams.values()
+    live_t = next(r["t"] for r in recs if r["type"] == "source" and r["state"] == "live")
+    assert st["frames"] >= 0.5 * 25 * (4.0 - live_t) and st["latency_ms"]["total"]["p50"] > 0
+    assert any(r["type"] == "source" and r["state"] == "live" for r in recs)
+    assert any(r["type"] == "state" for r in recs) and recs[-1]["type"] == "summary"
