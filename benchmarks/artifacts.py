@@ -114,19 +114,54 @@ class ArtifactCache:
         return out
 
     def fp16(self, variant: str) -> Path:
-        """FP16 is a GPU precision: TensorRT builds it from the fp32 ONNX; there is no fp16 ONNX tool yet."""
-        raise Unavailable("fp16: no fp16 ONNX artifact in the project (fp16 is built by TensorRT from the fp32 "
-                          "ONNX; onnxruntime's CPU provider has no fast fp16 kernels)")
+        """FP16 ONNX (fp16 weights/compute, fp32 I/O) made by ``export.fp16.convert_fp16``."""
+        out = self.dir(variant) / "model.fp16.onnx"
+        if out.is_file():
+            return out
+        if importlib.util.find_spec("export.fp16") is None:
+            raise Unavailable("fp16: export.fp16 not available yet")
+        if importlib.util.find_spec("onnxconverter_common") is None:
+            raise Unavailable("fp16: onnxconverter-common not installed (pip install 'fakewatch[export]')")
+        from export.fp16 import convert_fp16
 
-    def tensorrt_engine(self, variant: str, precision: str) -> Path:
-        """A TensorRT plan built by the project's engine builder (none exists yet: the row says so)."""
-        for module in ("export.tensorrt_build", "export.tensorrt", "runtime.backends.tensorrt_build"):
-            if importlib.util.find_spec(module) is not None:
-                raise Unavailable(f"tensorrt: engine builder {module} exists but the benchmark has no "
-                                  f"adapter for it yet")
-        raise Unavailable("tensorrt: no engine builder in the project yet")
+        convert_fp16(self.fp32(variant), out, progress=False)
+        return out
 
-    def artifact(self, variant: str, backend: str, precision: str) -> Path:
+    def int8_tensorrt(self, variant: str) -> Path:
+        """INT8 ONNX with the tensorrt recipe (symmetric Q/DQ), the only INT8 input TensorRT >= 10 builds from."""
+        out = self.dir(variant) / "model.int8-trt.onnx"
+        if out.is_file():
+            return out
+        from export.quantize import quantize_onnx
+
+        from .media import synthetic_video
+
+        video = synthetic_video(self.root / "media", frames=48)
+        quantize_onnx(self.fp32(variant), out, "tensorrt", [str(video)], "minmax", calib_frames=32,
+                      holdout_frames=8, progress=False)
+        return out
+
+    def tensorrt_engine(self, variant: str, precision: str, batch: int) -> Path:
+        """A TensorRT plan built by ``export.engine_build.build_engine``, profile 1:batch:batch (tuned for ``batch``).
+
+        Built on the machine that runs it (engines are GPU- and version-specific); cached per precision and
+        batch. Source ONNX per precision: fp32 -> fp32 ONNX, fp16 -> the fp16 ONNX (TensorRT 11 takes precision
+        from the graph; 10 also gets the FP16 flag), int8 -> the tensorrt-recipe Q/DQ ONNX.
+        """
+        if importlib.util.find_spec("export.engine_build") is None:
+            raise Unavailable("tensorrt: export.engine_build not available yet")
+        from export.engine import BatchProfile, BuildOptions
+        from export.engine_build import build_engine
+
+        out = self.dir(variant) / f"model.{precision}.b{batch}.engine"
+        if out.is_file():
+            return out
+        source = {"fp32": self.fp32, "fp16": self.fp16, "int8": self.int8_tensorrt}[precision](variant)
+        build_engine(source, out, BuildOptions(precision=precision, profile=BatchProfile(1, batch, batch),
+                                               timing_cache=self.root / "tensorrt.timing-cache"))
+        return out
+
+    def artifact(self, variant: str, backend: str, precision: str, batch: int = 8) -> Path:
         """The file a (backend, precision) row loads. Raises :class:`Unavailable` with the skip reason."""
         if backend == "torch":
             if precision != "fp32":
@@ -134,7 +169,7 @@ class ArtifactCache:
                                   f"path is ONNX Runtime / TensorRT)")
             return self.torch_checkpoint(variant)
         if backend == "tensorrt":
-            return self.tensorrt_engine(variant, precision)
+            return self.tensorrt_engine(variant, precision, batch)
         if precision == "fp32":
             return self.fp32(variant)
         if precision == "int8":

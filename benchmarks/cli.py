@@ -71,6 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output directory (default: benchmarks/results/<name>)")
     p.add_argument("--workdir", type=Path, default=None,
                    help="artifact cache (default: $FAKEWATCH_CACHE/bench or ~/.cache/fakewatch/bench)")
+    p.add_argument("--prepare", action="store_true",
+                   help="only export/quantize the artifacts the rows need (into --workdir), measure nothing")
     p.add_argument("--debug", action="store_true", help="print tracebacks of failed rows")
     p.set_defaults(func=run)
 
@@ -97,13 +99,15 @@ def config_from_args(args: argparse.Namespace):
         warmup=args.warmup, iters=args.iters, max_seconds=args.max_seconds, e2e=args.e2e, naive=args.naive,
         e2e_variants=e2e_variants, e2e_sources=args.e2e_sources, e2e_batch=args.e2e_batch,
         e2e_frames=args.e2e_frames, workdir=str(args.workdir) if args.workdir else None, out_dir=str(out),
-        debug=args.debug)
+        prepare_only=args.prepare, debug=args.debug)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .sweep import run_bench
+    from .sweep import prepare, run_bench
 
     cfg = config_from_args(args)
+    if cfg.prepare_only:
+        return prepare(cfg)
     # the exact command: `fakewatch bench ...` from the console script; the Python argv otherwise (tests)
     from_console = Path(sys.argv[0]).name == "fakewatch" and sys.argv[1:2] == ["bench"]
     rows, _paths = run_bench(cfg, argv=sys.argv[1:] if from_console else None)

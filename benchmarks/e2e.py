@@ -74,7 +74,7 @@ def _e2e(cfg: "BenchConfig", cache: ArtifactCache, rows: Sequence[dict[str, Any]
         raise Unavailable("e2e: runtime.pipeline not available yet")
     from .worker import run_isolated
 
-    artifact = cache.artifact(variant, cfg.e2e_backend, cfg.e2e_precision)
+    artifact = cache.artifact(variant, cfg.e2e_backend, cfg.e2e_precision, cfg.e2e_batch)
     row = run_isolated({"job": "e2e", "artifact": str(artifact), "backend": cfg.e2e_backend,
                         "sources": [str(video)] * n_sources, "batch": cfg.e2e_batch}, timeout_s=900)
     model = _model_only_ips(cfg, cache, rows, variant, row["batch"])

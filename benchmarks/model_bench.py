@@ -41,7 +41,7 @@ def run_model_case(cache: ArtifactCache, case: ModelCase, *, warmup: int, iters:
     if reason:  # before building artifacts: no point exporting for a backend that cannot run here
         return new_row("model", **fields, status="skipped", reason=reason)
     try:
-        artifact = cache.artifact(case.variant, case.backend, case.precision)
+        artifact = cache.artifact(case.variant, case.backend, case.precision, case.batch)
         meta = cache.meta(case.variant)
         runner, impl = open_runner(artifact, case.backend)
     except Unavailable as exc:
@@ -92,7 +92,7 @@ def measure_model_case(cache: ArtifactCache, case: ModelCase, *, warmup: int, it
     if reason:
         return new_row("model", **fields, status="skipped", reason=reason)
     try:
-        cache.artifact(case.variant, case.backend, case.precision)
+        cache.artifact(case.variant, case.backend, case.precision, case.batch)
         cache.meta(case.variant)
     except Unavailable as exc:
         return new_row("model", **fields, status="skipped", reason=str(exc))

@@ -12,7 +12,8 @@ from .schema import COLUMNS, SCHEMA_VERSION, finalize
 MODEL_VIEW = ("variant", "input_size", "backend", "precision", "batch", "status", "latency_p50_ms",
               "latency_p90_ms", "latency_p99_ms", "throughput_ips", "peak_rss_mb", "size_mb", "params", "gmacs",
               "iters")
-E2E_VIEW = ("kind", "variant", "backend", "precision", "batch", "sources", "frames", "status", "throughput_ips",
+E2E_VIEW = ("kind", "variant", "backend", "precision", "batch", "mean_batch", "sources", "frames", "status",
+            "throughput_ips",
             "capture_to_alert_p50_ms", "capture_to_alert_p99_ms", "model_only_ips", "e2e_ratio", "naive_fps",
             "speedup_vs_naive")
 _HEAD = {"latency_p50_ms": "p50 ms", "latency_p90_ms": "p90 ms", "latency_p99_ms": "p99 ms",

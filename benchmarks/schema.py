@@ -20,11 +20,12 @@ COLUMNS: tuple[str, ...] = (
     "throughput_ips",          # images (model) or frames (e2e/naive) per second
     "peak_rss_mb", "rss_delta_mb", "size_mb", "params", "gmacs",
     # e2e / naive
-    "sources", "frames", "frame_size", "capture_to_alert_p50_ms", "capture_to_alert_p99_ms",
+    "sources", "frames", "frame_size", "mean_batch", "dropped", "capture_to_alert_p50_ms", "capture_to_alert_p99_ms",
     "model_only_ips",          # model-only throughput of the same variant/backend/precision/batch (same run)
     "e2e_ratio",               # e2e throughput / model_only_ips (goal >= 0.95)
     "naive_fps",               # naive loop fps on the same file (same run)
     "speedup_vs_naive",        # e2e fps / naive_fps (goal >= 3 for b0)
+    "note",
 )
 
 KINDS = ("model", "e2e", "naive")
@@ -34,7 +35,7 @@ STATUSES = ("ok", "skipped", "error")
 _ROUND = {"latency_p50_ms": 3, "latency_p90_ms": 3, "latency_p99_ms": 3, "latency_mean_ms": 3,
           "throughput_ips": 2, "peak_rss_mb": 1, "rss_delta_mb": 1, "size_mb": 2, "gmacs": 3,
           "capture_to_alert_p50_ms": 2, "capture_to_alert_p99_ms": 2, "model_only_ips": 2, "e2e_ratio": 3,
-          "naive_fps": 2, "speedup_vs_naive": 2}
+          "naive_fps": 2, "speedup_vs_naive": 2, "mean_batch": 2}
 
 
 def new_row(kind: str, **values: Any) -> dict[str, Any]:

@@ -41,6 +41,7 @@ class BenchConfig:
     e2e_frames: int = 200
     workdir: str | None = None
     out_dir: str = ""
+    prepare_only: bool = False                # build (export/quantize) the artifacts, measure nothing
     isolate: bool = True                      # one worker process per row (clean RSS, no thread-pool interference)
     debug: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -75,6 +76,30 @@ def _row_line(r: dict[str, Any]) -> str:
     if r.get("speedup_vs_naive") is not None:
         line += f"  vs naive {r['speedup_vs_naive']:.2f}x"
     return line
+
+
+def prepare(cfg: BenchConfig) -> int:
+    """Export/quantize every artifact the planned rows need (slow for B5-B7), so a later timed run only times."""
+    from tqdm import tqdm
+
+    from .artifacts import Unavailable
+    from .runners import backend_unavailable_reason
+
+    cache = ArtifactCache(cfg.workdir)
+    needed = list(dict.fromkeys((c.variant, c.backend, c.precision) for c in model_cases(cfg)))
+    failures = 0
+    for variant, backend, precision in tqdm(needed, desc="preparing artifacts", unit="artifact", file=sys.stderr):
+        if backend_unavailable_reason(backend):
+            continue
+        try:
+            path = cache.artifact(variant, backend, precision)
+            print(f"ready    {variant} {backend}/{precision}: {path}", file=sys.stderr)
+        except Unavailable as exc:
+            print(f"skipped  {variant} {backend}/{precision}: {exc}", file=sys.stderr)
+        except Exception as exc:
+            failures += 1
+            print(f"FAILED   {variant} {backend}/{precision}: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def run_bench(cfg: BenchConfig, argv: Sequence[str] | None = None) -> tuple[list[dict[str, Any]], dict[str, Path]]:

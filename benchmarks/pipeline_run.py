@@ -1,0 +1,54 @@
+"""One end-to-end row: the real ``fakewatch watch`` pipeline (runtime.pipeline.Pipeline) on unpaced file sources.
+
+Sources are ``open_source(path, pace=False)``: decoded as fast as possible and lossless (the reader waits for the
+consumer instead of dropping), so every frame of every source is scored and frames/s is the pipeline's capacity.
+The runner is activated and warmed up before the run (like the model-only rows), the rest is exactly what
+``fakewatch watch`` does: reader threads decode, the consumer does ROI -> preprocess -> batcher -> runner ->
+decision -> records. Capture->alert latency is the pipeline's own per-frame measurement (runtime/latency.py).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .measure import PeakRss
+from .schema import new_row
+
+
+def run_pipeline(artifact: str | Path, backend: str, videos: Sequence[str], *, batch: int | None,
+                 warmup: int = 3, max_wait_ms: float | None = None) -> dict[str, Any]:
+    from runtime.backends import load_runner
+    from runtime.pipeline import Pipeline, WatchConfig
+    from streams import open_source
+
+    runner = load_runner(artifact, backend=backend)
+    spec = runner.spec
+    sources = [open_source(v, source_id=f"file{i}", pace=False) for i, v in enumerate(videos)]
+    cfg_kwargs: dict[str, Any] = dict(batch=batch, status_interval_s=0.0)
+    if max_wait_ms is not None:
+        cfg_kwargs["max_wait_ms"] = max_wait_ms
+    cfg = WatchConfig(**cfg_kwargs)
+    with PeakRss() as rss:
+        runner.activate()
+        x = np.zeros((batch or len(videos), 3, *spec.input_size), np.float32)
+        for _ in range(warmup):
+            runner.infer(x)
+        summary = Pipeline(sources, runner, cfg).run()
+    frames = int(summary.overall["frames"])
+    if frames == 0:
+        raise RuntimeError(f"pipeline scored no frames ({summary.stop_reason}); events: {summary.events[-3:]}")
+    total = summary.overall["latency_ms"].get("total", {})
+    inference = summary.overall["latency_ms"].get("inference", {})
+    b = summary.batches()
+    first = sources[0]
+    size = f"{first.width}x{first.height}" if getattr(first, "width", None) else None
+    return new_row(
+        "e2e", variant=spec.variant, timm_name=spec.timm_name, input_size=f"{spec.height}x{spec.width}",
+        backend=backend, precision=spec.precision, batch=batch, runner_impl="runtime.pipeline.Pipeline",
+        warmup=warmup, iters=b["count"], throughput_ips=frames / summary.duration_s, sources=len(videos),
+        frames=frames, frame_size=size, mean_batch=b["mean_size"], dropped=int(summary.overall["dropped"]),
+        capture_to_alert_p50_ms=total.get("p50"), capture_to_alert_p99_ms=total.get("p99"),
+        peak_rss_mb=rss.peak_mb, rss_delta_mb=rss.delta_mb,
+        note=f"ended: {summary.stop_reason}; inference p50 {inference.get('p50')} ms per batch")

