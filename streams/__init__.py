@@ -9,11 +9,15 @@ Importing this package does not import torch (nor cv2: heavy modules load on fir
 """
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from streams.frame import Frame
 from streams.redact import redact
 from streams.source import RawRead, Source, SourceError, SourceInfo
+
+# A library logs, the application decides where it goes (no "lastResort" stderr output for warnings).
+logging.getLogger("streams").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:  # pragma: no cover
     from streams.group import ReaderStats, SourceEvent, SourceGroup

@@ -83,9 +83,10 @@ def test_rtsp_slow_consumer_bounded_age_and_dropped_counted(rtsp_server):
             time.sleep(0.25)                      # consumer 4x slower than the stream's 25 fps
         st = group.stats()[src.id]
     assert len(ages) >= 8
-    # newest wins: a frame is at most ~one consumer period old, and the age does not grow over time
-    assert max(ages) < 0.25 + 0.15, ages
-    assert sum(ages[-4:]) / 4 < 0.3
+    # newest wins: a frame is at most ~one stream frame interval old, and the age does not grow over time
+    # (a backlog would make ages grow by ~0.2 s per iteration; measured here: max 0.04 s = one frame interval)
+    assert max(ages) < 0.15, ages
+    assert sum(ages[-4:]) / 4 < 0.1
     assert st.dropped >= 0.6 * (st.read - st.delivered - 1) and st.dropped > 40
     assert st.read - st.delivered - st.dropped in (0, 1)     # every frame read is accounted for (1 may be pending)
 
@@ -169,6 +170,7 @@ def test_eight_sources_one_bad_others_deliver_and_stop_cleanly(rtsp_server, tmp_
         t0 = time.monotonic()
         clean = group.stop(timeout=5.0)
         stop_s = time.monotonic() - t0
+    print(f"8 sources stopped in {stop_s:.3f} s")
     assert clean and stop_s < 3.0, stop_s
     assert all(not s.thread.is_alive() for s in group._readers)
     by_src = {}
