@@ -22,7 +22,7 @@ from export.contract import ModelSpec
 
 from .alerts import Sink, make_record
 from .backends.base import Runner
-from .batcher import AUTO_BATCH_CAP, DEFAULT_MAX_WAIT_MS, Batch, Batcher
+from .batcher import AUTO_BATCH_CAP, Batch, Batcher, default_max_wait_ms
 from .decision import DecisionConfig, Decision, StreamDecider, sigmoid
 from .latency import LatencyTracker, format_summary
 from .preprocess import preprocess
@@ -42,7 +42,7 @@ def check_watchable(spec: ModelSpec, artifact: object = "model") -> None:
 @dataclass
 class WatchConfig:
     batch: int | None = None                 # None = auto: number of sources (NVIDIA's nvstreammux advice)
-    max_wait_ms: float = DEFAULT_MAX_WAIT_MS
+    max_wait_ms: float | None = None         # None = auto: batcher.default_max_wait_ms (0 on CPU, 1/fps on GPU)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
     status_interval_s: float = 1.0           # periodic status records; 0 = off
     duration_s: float | None = None
@@ -118,6 +118,7 @@ class Pipeline:
         self.frame_records: deque = deque(maxlen=max(0, self.cfg.keep_frame_records) or None)
         self._t0 = 0.0
         self.batcher: Batcher | None = None
+        self.max_wait_ms: float | None = None
 
     # ------------------------------------------------------------------ records
     def _t(self) -> float:
@@ -136,7 +137,14 @@ class Pipeline:
             except queue.Empty:
                 return
             self.source_state[ev.source_id] = ev.state
+            self._update_target()
             self._emit(make_record("source", self._t(), stream=ev.source_id, state=ev.state, message=ev.message))
+
+    def _update_target(self) -> None:
+        # a batch is complete with one frame per source still delivering; dead sources must not cost a timeout
+        if self.batcher is not None:
+            alive = sum(1 for st in self.source_state.values() if st not in ("failed", "eof", "stopped"))
+            self.batcher.target_items = max(1, alive)
 
     def _status(self) -> None:
         stats = self.group.stats()
@@ -224,7 +232,11 @@ class Pipeline:
             max_batch = cfg.batch or min(AUTO_BATCH_CAP, max(n_sources, rows_per_frame))
             if self.runner.max_batch is not None:
                 max_batch = min(max_batch, self.runner.max_batch)
-            self.batcher = Batcher(max_batch, cfg.max_wait_ms / 1e3, (3, *self.spec.input_size), clock=self.clock)
+            wait_ms = cfg.max_wait_ms if cfg.max_wait_ms is not None else default_max_wait_ms(
+                runs_on_gpu(self.runner), [s.fps for s in self.group.sources])
+            self.max_wait_ms = wait_ms
+            self.batcher = Batcher(max_batch, wait_ms / 1e3, (3, *self.spec.input_size), clock=self.clock)
+            self._update_target()
             self._t0 = self.clock()
             self.group.start()
             stop_reason = self._loop()
@@ -272,11 +284,20 @@ class Pipeline:
         summary = RunSummary(duration, streams, self.latency.overall(), list(self.batch_sizes),
                              dict(self.batch_reasons), list(self.batch_log), stop_reason, self.events, list(self.frame_records))
         self._emit(make_record("summary", duration, duration_s=duration, model=self.model_name,
-                               backend=self.runner.name, batches=summary.batches(), streams=streams,
+                               backend=self.runner.name, batches={**summary.batches(), "max_batch": self.batcher.max_batch
+                                                                    if self.batcher else None,
+                                                                    "max_wait_ms": self.max_wait_ms}, streams=streams,
                                latency_ms=summary.overall["latency_ms"], stop_reason=stop_reason))
         for sink in self.sinks:
             sink.close()
         return summary
+
+
+def runs_on_gpu(runner: Runner) -> bool:
+    """True when the (active) runner executes on a GPU: CUDA provider, cuda device, or TensorRT."""
+    if "CUDAExecutionProvider" in (getattr(runner, "providers", None) or [])[:1]:
+        return True
+    return runner.name == "tensorrt" or str(getattr(runner, "device", "cpu")).startswith("cuda")
 
 
 def _ms_until(timings: dict[str, float], stage: str) -> dict[str, float]:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from .backends import BACKENDS
-from .batcher import DEFAULT_MAX_WAIT_MS
 
 DEMO_MODEL = Path(__file__).resolve().parent / "assets" / "demo" / "demo_model.onnx"
 
@@ -41,8 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--batch", type=int, default=None,
                    help="max model inputs per batch (default: number of sources, at least --max-faces for face "
                         "models, at most 16)")
-    g.add_argument("--max-wait-ms", type=float, default=DEFAULT_MAX_WAIT_MS,
-                   help=f"push a partial batch this long after its first frame (default {DEFAULT_MAX_WAIT_MS:g})")
+    g.add_argument("--max-wait-ms", type=float, default=None,
+                   help="push a partial batch this long after its first frame (default: 0 on CPU = batch what "
+                        "arrived together; on GPU one frame interval of the fastest source, at most 40)")
     d = p.add_argument_group("decision")
     d.add_argument("--window", default="2s", help="rolling window: seconds ('2s') or frames ('30f') (default 2s)")
     d.add_argument("--aggregate", choices=("confident", "mean", "ema"), default="confident",
@@ -123,7 +123,7 @@ def _run_watch(args: argparse.Namespace) -> int:
         v = getattr(args, name)
         if v is not None and v < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
-    if args.max_wait_ms < 0:
+    if args.max_wait_ms is not None and args.max_wait_ms < 0:
         raise ValueError(f"--max-wait-ms must be >= 0, got {args.max_wait_ms}")
     window, unit = parse_window(args.window)
     model = resolve_model(args.model)

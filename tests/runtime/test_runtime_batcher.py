@@ -70,6 +70,26 @@ def test_items_without_rows():
     assert batch.outputs_of(outs, 1).size == 0
 
 
-def test_zero_wait_means_no_batching():
-    b = Batcher(4, 0.0, (1,), clock=Clock())
-    assert [x.rows for x in b.add("a", 1, fill_with(0))] == [1]
+def test_zero_wait_batches_only_what_is_already_there():
+    clk = Clock()
+    b = Batcher(4, 0.0, (1,), clock=clk)
+    assert b.add("a", 1, fill_with(0)) == [] and b.add("b", 1, fill_with(0)) == []   # arrived together
+    assert b.time_left() == 0.0
+    batch = b.poll()
+    assert batch.items == ["a", "b"] and batch.reason == "timeout"
+
+
+def test_target_items_closes_with_one_frame_per_live_source():
+    b = Batcher(8, 10.0, (1,), clock=Clock())
+    b.target_items = 3
+    assert b.add("a", 1, fill_with(0)) == [] and b.add("b", 2, fill_with(0)) == []
+    (batch,) = b.add("c", 1, fill_with(0))
+    assert batch.reason == "full" and batch.rows == 4 and len(batch.items) == 3
+
+
+def test_default_max_wait():
+    from runtime.batcher import default_max_wait_ms
+
+    assert default_max_wait_ms(False, [25.0, 30.0]) == 0.0
+    assert default_max_wait_ms(True, [25.0, 50.0, None]) == 20.0
+    assert default_max_wait_ms(True, [10.0]) == 40.0 and default_max_wait_ms(True, []) == 40.0
