@@ -20,6 +20,7 @@ import numpy as np
 
 from streams.ffmpeg_options import build as build_ffmpeg_options
 from streams.ffmpeg_options import ffmpeg_options
+from streams.rtsp_probe import diagnose as diagnose_rtsp
 from streams.source import RawRead, Source, SourceError
 
 log = logging.getLogger("streams")
@@ -128,6 +129,9 @@ class NetworkSource(Source):
             cap = cv2.VideoCapture(self._uri, cv2.CAP_FFMPEG, params)
         if not cap.isOpened():
             cap.release()
+            reason = diagnose_rtsp(self._uri, timeout=min(3.0, self.open_timeout_s)) if self.scheme == "rtsp" else None
+            if reason:
+                raise SourceError(f"cannot open {self.uri}: {reason}; tried RTSP DESCRIBE on {self.host}:{self.port}")
             how = f" over {self.transport.upper()}" if self.scheme.startswith("rtsp") else ""
             raise SourceError(
                 f"cannot open {self.uri}: the server answered on {self.host}:{self.port} but OpenCV/FFmpeg could not "

@@ -46,9 +46,10 @@ class RtspServer:
     """One gst-rtsp-server process. `kill()` is a crash (SIGKILL); `restart()` comes back on the same port."""
 
     def __init__(self, fps: int = 25, width: int = 320, height: int = 240, path: str = "/test",
-                 user: str | None = None, password: str | None = None, file: str | None = None) -> None:
+                 user: str | None = None, password: str | None = None, file: str | None = None,
+                 digest: bool = False) -> None:
         self.fps, self.width, self.height, self.path = fps, width, height, path
-        self.user, self.password, self.file = user, password, file
+        self.user, self.password, self.file, self.digest = user, password, file, digest
         self.port = 0
         self.proc: subprocess.Popen[str] | None = None
 
@@ -62,7 +63,7 @@ class RtspServer:
         cmd = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), "--fps", str(self.fps),
                "--width", str(self.width), "--height", str(self.height), "--path", self.path]
         if self.user:
-            cmd += ["--user", self.user, "--password", self.password or ""]
+            cmd += ["--user", self.user, "--password", self.password or ""] + (["--digest"] if self.digest else [])
         if self.file:
             cmd += ["--file", self.file]
         deadline = time.monotonic() + timeout

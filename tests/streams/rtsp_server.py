@@ -41,6 +41,7 @@ def main() -> int:
     ap.add_argument("--file", default=None)
     ap.add_argument("--user", default=None)
     ap.add_argument("--password", default=None)
+    ap.add_argument("--digest", action="store_true", help="Digest instead of Basic authentication")
     args = ap.parse_args()
 
     Gst.init(None)
@@ -54,7 +55,14 @@ def main() -> int:
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
         token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
-        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password or ""), token)
+        if args.digest:
+            gi.require_version("GstRtsp", "1.0")
+            from gi.repository import GstRtsp
+
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+            auth.add_digest(args.user, args.password or "", token)
+        else:
+            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password or ""), token)
         server.set_auth(auth)
         perms = GstRtspServer.RTSPPermissions()
         perms.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)

@@ -102,6 +102,32 @@ def test_real_authenticated_rtsp_redacted_everywhere(rtsp_server_factory, caplog
     assert len(frames) >= 25 and all(f.source_id == good.id for f in frames)   # credentials worked
     st = group.stats()
     assert st[good.id].state == "stopped" and st[wrong.id].state == "failed" and st["anonymous"].state == "failed"
-    assert "could not open the stream" in st[wrong.id].last_error               # 401 -> clear error
+    assert "rejected the user name or password" in st[wrong.id].last_error       # 401 -> clear error
+    assert "requires credentials" in st["anonymous"].last_error
     text = _all_text(group, events, caplog, capfd) + "".join(f.source_id for f in frames)
     assert SECRET_PW not in text and SECRET_USER not in text
+
+
+@pytest.mark.rtsp
+@pytest.mark.parametrize("digest", [False, True], ids=["basic", "digest"])
+def test_rtsp_auth_and_path_errors_are_specific(rtsp_server_factory, capfd, digest):
+    srv = rtsp_server_factory(fps=25, user=SECRET_USER, password=SECRET_PW, digest=digest)
+    cases = [
+        (srv.url(), "the server requires credentials (RTSP 401)"),
+        (srv.url(SECRET_USER, "not-" + SECRET_PW), "rejected the user name or password"),
+        (srv.url(SECRET_USER, SECRET_PW).replace("/test", "/nope"), "stream path '/nope' not found"),
+    ]
+    for url, expected in cases:
+        with pytest.raises(SourceError) as ei:
+            open_source(url, open_timeout_s=3).open()
+        msg = str(ei.value)
+        assert expected in msg and "tried RTSP DESCRIBE" in msg, msg
+        assert SECRET_PW not in msg and SECRET_USER not in msg
+    src = open_source(srv.url(SECRET_USER, SECRET_PW), open_timeout_s=5, read_timeout_s=3)
+    src.open()
+    try:
+        assert src.read().image.shape == (240, 320, 3)       # the right credentials work (Basic and Digest)
+    finally:
+        src.close()
+    out, err = capfd.readouterr()
+    assert SECRET_PW not in out + err and SECRET_USER not in out + err
