@@ -20,7 +20,7 @@ import numpy as np
 
 from streams.ffmpeg_options import build as build_ffmpeg_options
 from streams.ffmpeg_options import ffmpeg_options
-from streams.rtsp_probe import diagnose as diagnose_rtsp
+from streams.diagnose import diagnose_http, diagnose_rtsp
 from streams.source import RawRead, Source, SourceError
 
 log = logging.getLogger("streams")
@@ -129,18 +129,30 @@ class NetworkSource(Source):
             cap = cv2.VideoCapture(self._uri, cv2.CAP_FFMPEG, params)
         if not cap.isOpened():
             cap.release()
-            reason = diagnose_rtsp(self._uri, timeout=min(3.0, self.open_timeout_s)) if self.scheme == "rtsp" else None
-            if reason:
-                raise SourceError(f"cannot open {self.uri}: {reason}; tried RTSP DESCRIBE on {self.host}:{self.port}")
-            how = f" over {self.transport.upper()}" if self.scheme.startswith("rtsp") else ""
+            elapsed = time.monotonic() - t0
+            self._explain_open_failure()
+            rtsp = self.scheme.startswith("rtsp")
             raise SourceError(
                 f"cannot open {self.uri}: the server answered on {self.host}:{self.port} but OpenCV/FFmpeg could not "
-                f"open the stream{how} (gave up after {time.monotonic() - t0:.1f} s; open timeout "
-                f"{self.open_timeout_s:g} s). Check the stream path and credentials, or try transport='udp'.")
+                f"open the stream{f' over {self.transport.upper()}' if rtsp else ''} (gave up after {elapsed:.1f} s; "
+                f"open timeout {self.open_timeout_s:g} s). Check the stream path, credentials and codec"
+                f"{', or try transport=' + repr('udp' if self.transport == 'tcp' else 'tcp') if rtsp else ''}.")
         self._cap = cap
         self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) or None
         self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) or None
         self.fps = sane_fps(cap.get(cv2.CAP_PROP_FPS))
+
+    def _explain_open_failure(self) -> None:
+        """Raise a precise SourceError when the server itself says what is wrong (401 / 404 / ...)."""
+        timeout = min(3.0, self.open_timeout_s)
+        if self.scheme == "rtsp":
+            reason, how = diagnose_rtsp(self._uri, timeout), "RTSP DESCRIBE"
+        elif self.scheme in ("http", "https"):
+            reason, how = diagnose_http(self._uri, timeout), "HTTP GET"
+        else:
+            return
+        if reason:
+            raise SourceError(f"cannot open {self.uri}: {reason}; tried {how} on {self.host}:{self.port}")
 
     def read(self) -> RawRead | None:
         if self._cap is None:

@@ -19,7 +19,25 @@ class _MjpegHandler(http.server.BaseHTTPRequestHandler):
     fps = 20.0
 
     def do_GET(self):  # noqa: N802
-        if self.path != "/video.mjpg":
+        if self.path == "/index.html":
+            body = b"<html><body>camera admin page</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if self.path == "/secure.mjpg":
+            import base64
+
+            want = "Basic " + base64.b64encode(b"viewer:mjpeg-pw").decode()
+            if self.headers.get("Authorization") != want:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="cam"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+        elif self.path != "/video.mjpg":
             self.send_error(404)
             return
         self.send_response(200)
@@ -73,7 +91,7 @@ def test_http_mjpeg_stream(mjpeg_server):
 
 def test_http_404_is_a_clear_error(mjpeg_server):
     src = open_source(mjpeg_server + "/nope.mjpg", open_timeout_s=3)
-    with pytest.raises(SourceError, match="could not open the stream"):
+    with pytest.raises(SourceError, match=r"path '/nope.mjpg' not found on the server \(HTTP 404\).*tried HTTP GET"):
         src.open()
 
 
@@ -117,3 +135,25 @@ def test_missing_source_module_gives_clear_error(monkeypatch):
                         + registry.KINDS[1:])
     with pytest.raises(SourceError, match="'demo' source is not available"):
         open_source("demo")
+
+
+def test_http_auth_and_web_page_errors(mjpeg_server, capfd):
+    host = mjpeg_server.split("://", 1)[1]
+    cases = [
+        (f"http://{host}/secure.mjpg", "requires credentials (HTTP 401)"),
+        (f"http://viewer:wrong-pw@{host}/secure.mjpg", "rejected the user name or password (HTTP 401)"),
+        (f"http://{host}/index.html", "serves a web page (text/html), not a video stream"),
+    ]
+    for url, expected in cases:
+        with pytest.raises(SourceError) as ei:
+            open_source(url, open_timeout_s=3).open()
+        assert expected in str(ei.value) and "wrong-pw" not in str(ei.value), str(ei.value)
+    src = open_source(f"http://viewer:mjpeg-pw@{host}/secure.mjpg", open_timeout_s=3, read_timeout_s=2)
+    src.open()                                   # FFmpeg sends the URL's credentials as Basic auth
+    try:
+        assert src.read().image.shape == (96, 128, 3)
+    finally:
+        src.close()
+    assert src.id == f"http://***@{host}/secure.mjpg"
+    out, err = capfd.readouterr()
+    assert "mjpeg-pw" not in out + err and "wrong-pw" not in out + err

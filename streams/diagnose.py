@@ -1,7 +1,7 @@
-"""Why did an RTSP open fail? One RTSP DESCRIBE (Basic or Digest auth) tells "wrong path" from "wrong credentials".
-
-OpenCV only says "not opened"; FFmpeg's reason goes to stderr. This asks the server directly, after a failed open,
-so the SourceError can say what to fix. Plain RTSP only (rtsps needs TLS; no diagnosis there).
+"""Why did a network open fail? OpenCV only says "not opened" (FFmpeg's reason goes to stderr), so after a failed
+open we ask the server ourselves, once, to tell "wrong path" from "wrong credentials":
+RTSP: one DESCRIBE (Basic or Digest auth, as the server asks); HTTP(S): one GET (Basic auth).
+Plain rtsp:// only (rtsps needs RTSP over TLS).
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def _auth_header(challenge: str, user: str, password: str, url: str) -> str | No
     return None
 
 
-def diagnose(uri: str, timeout: float = 3.0) -> str | None:
+def diagnose_rtsp(uri: str, timeout: float = 3.0) -> str | None:
     """A short human reason for a failed RTSP open ("stream path not found (RTSP 404)", ...), or None when the
     server accepts the request (then the problem is elsewhere: codec, transport) or cannot be asked."""
     parts = urlsplit(uri)
@@ -93,3 +93,34 @@ def diagnose(uri: str, timeout: float = 3.0) -> str | None:
     if code >= 400:
         return f"the server answered DESCRIBE with RTSP {code}"
     return None
+
+
+def diagnose_http(uri: str, timeout: float = 3.0) -> str | None:
+    """Same for http(s)://: the HTTP status of one GET, or None when it looks fine / cannot be asked."""
+    import urllib.error
+    import urllib.request
+
+    parts = urlsplit(uri)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    netloc = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    req = urllib.request.Request(urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")))
+    if parts.username:
+        cred = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        req.add_header("Authorization", "Basic " + base64.b64encode(cred.encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            ctype = resp.headers.get("Content-Type", "")
+            if ctype.startswith("text/html"):
+                return f"the URL serves a web page ({ctype}), not a video stream; use the camera's stream URL"
+            return None
+    except urllib.error.HTTPError as e:
+        if e.code == 401:
+            return ("the server rejected the user name or password (HTTP 401)" if parts.username else
+                    "the server requires credentials (HTTP 401); add them to the URL as USER:PASSWORD@ in front of "
+                    "the host")
+        if e.code == 404:
+            return f"path {parts.path or '/'!r} not found on the server (HTTP 404); check the stream URL"
+        return f"the server answered HTTP {e.code}"
+    except (OSError, ValueError):
+        return None
