@@ -17,6 +17,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("engine", "export.engine_cli"),
     ("train", "training.cli"),
     ("bench", "benchmarks.cli"),
+    ("probe", "streams.cli"),
 )
 
 
