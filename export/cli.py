@@ -29,6 +29,48 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--no-simplify", action="store_true", help="skip onnxsim graph simplification")
     o.add_argument("--debug", action="store_true", help="show tracebacks")
     o.set_defaults(func=_run_onnx)
+    _register_quantize(sub2)
+    _register_fp16(sub2)
+
+
+def _register_quantize(sub2: argparse._SubParsersAction) -> None:
+    q = sub2.add_parser(
+        "quantize", help="FP32 ONNX -> INT8 ONNX (cpu or tensorrt recipe) with real calibration + fidelity report",
+        description="Quantize an FP32 fakewatch ONNX model to INT8 with onnxruntime static quantization. "
+                    "Calibration frames go through the runtime's ROI + preprocessing. Prints a fidelity report "
+                    "(held-out frames vs FP32) and writes it to OUT.fidelity.json.")
+    q.add_argument("model", type=Path, help="FP32 .onnx exported by `fakewatch export onnx`")
+    q.add_argument("--target", choices=("cpu", "tensorrt"), required=True,
+                   help="cpu: QDQ uint8 asymmetric activations (fast in ONNX Runtime); tensorrt: symmetric int8 "
+                        "Q/DQ as TensorRT 10+ explicit quantization expects")
+    q.add_argument("--calib", nargs="+", required=True, metavar="SOURCE",
+                   help="videos, image files/folders, camera index, rtsp:// / http:// URLs or 'demo'")
+    q.add_argument("--calib-frames", type=int, default=128, help="calibration samples (default 128)")
+    q.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
+    hold = q.add_mutually_exclusive_group()
+    hold.add_argument("--holdout", nargs="+", metavar="SOURCE", help="separate held-out sources for the report")
+    hold.add_argument("--holdout-frames", type=int, default=64,
+                      help="held-out samples split off the --calib sources (default 64, never calibrated on)")
+    q.add_argument("--max-flip-rate", type=float, default=None,
+                   help="fail (exit 1, remove the INT8 file) when more held-out decisions flip than this fraction")
+    q.add_argument("-o", "--output", type=Path, help="output .onnx (default MODEL.int8.onnx, or "
+                                                     "MODEL.int8-trt.onnx for --target tensorrt)")
+    q.add_argument("--debug", action="store_true", help="show tracebacks")
+    q.set_defaults(func=_run_quantize)
+
+
+def _register_fp16(sub2: argparse._SubParsersAction) -> None:
+    f = sub2.add_parser("fp16", help="FP32 ONNX -> FP16 ONNX (float32 inputs/outputs kept) + fidelity report",
+                        description="Convert weights and compute to float16, keeping the contract's float32 "
+                                    "input/output types. Checks fidelity vs FP32 on held-out frames when given.")
+    f.add_argument("model", type=Path, help="FP32 .onnx exported by `fakewatch export onnx`")
+    f.add_argument("-o", "--output", type=Path, help="output .onnx (default MODEL.fp16.onnx)")
+    f.add_argument("--holdout", nargs="+", metavar="SOURCE",
+                   help="frames for the fidelity report (videos, image folders, live sources)")
+    f.add_argument("--holdout-frames", type=int, default=64)
+    f.add_argument("--max-flip-rate", type=float, default=None, help="gate, as for `quantize` (needs --holdout)")
+    f.add_argument("--debug", action="store_true", help="show tracebacks")
+    f.set_defaults(func=_run_fp16)
 
 
 def _run_list(args: argparse.Namespace) -> int:
@@ -66,4 +108,29 @@ def _run_onnx(args: argparse.Namespace) -> int:
     report = export_onnx(model, spec, args.output or default_out, opset=args.opset,
                          simplify=not args.no_simplify, tolerance=args.tolerance, notes=notes)
     print(report.summary())
+    return 0
+
+
+def _run_quantize(args: argparse.Namespace) -> int:
+    from .quantize import quantize_onnx
+
+    out = args.output
+    if out is None:
+        suffix = ".int8.onnx" if args.target == "cpu" else ".int8-trt.onnx"
+        out = args.model.with_name(args.model.stem + suffix)
+    result = quantize_onnx(args.model, out, args.target, args.calib, args.method, calib_frames=args.calib_frames,
+                           holdout_inputs=args.holdout, holdout_frames=args.holdout_frames,
+                           max_flip_rate=args.max_flip_rate)
+    print(result.summary())
+    return 0
+
+
+def _run_fp16(args: argparse.Namespace) -> int:
+    from .fp16 import convert_fp16
+
+    if args.max_flip_rate is not None and not args.holdout:
+        raise ValueError("--max-flip-rate needs --holdout frames to measure the flip rate on")
+    result = convert_fp16(args.model, args.output, holdout_inputs=args.holdout, holdout_frames=args.holdout_frames,
+                          max_flip_rate=args.max_flip_rate)
+    print(result.summary())
     return 0

@@ -44,9 +44,12 @@ class Recipe:
     activation_symmetric: bool        # zero point 0 for activations (TensorRT demands it)
     op_types: tuple[str, ...]         # op types whose inputs get Q/DQ; others (Sigmoid!) stay float
     why: str
+    exclude_output_ops: tuple[str, ...] = ()   # these ops' outputs stay float unless a quantized op consumes them
+    quantize_bias: bool = True        # int32 bias Q/DQ (ORT fuses it); TensorRT wants float bias, int8 Q/DQ only
 
     def extra_options(self) -> dict[str, Any]:
-        return {"ActivationSymmetric": self.activation_symmetric, "WeightSymmetric": True}
+        return {"ActivationSymmetric": self.activation_symmetric, "WeightSymmetric": True,
+                "QuantizeBias": self.quantize_bias}
 
 
 # target -> recipe. CPU op types chosen by measurement with benchmarks/quant_speed.py-style runs (B0 + Lite0,
@@ -59,7 +62,8 @@ RECIPES: dict[str, Recipe] = {
             "symmetric s8 activations fall off that path and run ~4x slower than FP32"),
     "tensorrt": Recipe(
         target="tensorrt", quant_format="QDQ", activation_type="QInt8", weight_type="QInt8", per_channel=True,
-        activation_symmetric=True, op_types=("Conv", "Gemm", "Add"),
+        activation_symmetric=True, op_types=("Conv", "Gemm", "Add"), exclude_output_ops=("Conv", "Gemm"),
+        quantize_bias=False,
         why="TensorRT 10+ explicit quantization: symmetric (zero point 0) int8 Q/DQ, per-channel weights; Q/DQ at "
             "Conv/Gemm inputs and residual Adds lets it fuse Conv+SiLU+Q; Sigmoid (SiLU, SE gates) and the final "
             "logit stay float"),
@@ -161,7 +165,7 @@ def quantize_onnx(model_path: str | Path, out_path: str | Path | None = None, ta
                   calib_inputs: Any = None, method: str = "minmax", *, calib_frames: int = DEFAULT_CALIB_FRAMES,
                   holdout_inputs: Any = None, holdout_frames: int = DEFAULT_HOLDOUT_FRAMES,
                   max_flip_rate: float | None = None, op_types: Sequence[str] | None = None,
-                  batch: int = 8, progress: bool = True) -> QuantizeResult:
+                  batch: int = 8, progress: bool = True, recipe: Recipe | None = None) -> QuantizeResult:
     """Quantize an FP32 fakewatch ONNX artifact to INT8 for ``target`` ("cpu" | "tensorrt").
 
     ``calib_inputs``: sources (video files, image folders/files, live URIs, "demo") read through the runtime's ROI
@@ -169,14 +173,15 @@ def quantize_onnx(model_path: str | Path, out_path: str | Path | None = None, ta
     ``holdout_inputs`` when given, else ``holdout_frames`` samples are split off the calibration sources (never used
     for calibration). ``max_flip_rate`` turns the fidelity report into a gate: above it, the INT8 file is removed
     and :class:`QuantizationError` is raised. Returns a :class:`QuantizeResult`; the report JSON is written next to
-    the artifact either way.
+    the artifact either way. ``op_types`` / ``recipe`` override the target's recipe (for measurements such as
+    ``benchmarks/quant_speed.py --sweep``; the provenance records what was used).
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     t0 = time.perf_counter()
-    recipe = recipe_for(target)
+    recipe = recipe or recipe_for(target)
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; choose one of {list(METHODS)}")
     model_path = Path(model_path)
@@ -214,7 +219,9 @@ def quantize_onnx(model_path: str | Path, out_path: str | Path | None = None, ta
         finals = _final_output_producers(pre_proto, [o.name for o in pre_proto.graph.output])
         extra = recipe.extra_options()
         # the final logit stays float (its producer's output gets no Q/DQ); collect one batch per pass
-        extra.update(OpTypesToExcludeOutputQuantization=sorted({n.op_type for n in finals}), CalibStridedMinMax=1)
+        extra.update(OpTypesToExcludeOutputQuantization=sorted({n.op_type for n in finals} |
+                                                               set(recipe.exclude_output_ops)),
+                     CalibStridedMinMax=1)
         if method == "percentile":
             extra["CalibTensorRangeSymmetric"] = recipe.activation_symmetric
         reader = _strided_reader(calib.inputs, spec.input_name, batch, progress, f"calibrating ({method})")
@@ -247,6 +254,7 @@ def quantize_onnx(model_path: str | Path, out_path: str | Path | None = None, ta
         "format": recipe.quant_format, "activation_type": recipe.activation_type,
         "activation_symmetric": recipe.activation_symmetric, "weight_type": recipe.weight_type,
         "weight_symmetric": True, "per_channel": recipe.per_channel, "method": method,
+        "bias_quantized": recipe.quantize_bias, "outputs_kept_float_of": sorted(set(recipe.exclude_output_ops)),
         "op_types_requested": op_list, "op_types_quantized": quantized_ops, "kept_float": float_ops,
         "nodes_quantized": len(q_compute),
         "qdq_nodes": len(q_nodes), "final_output_float": True, "why": recipe.why,
