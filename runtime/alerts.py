@@ -67,10 +67,12 @@ ALERT_SCHEMA: dict[str, Any] = {
         _record("summary", {
             "duration_s": _num, "model": {"type": "string"}, "backend": {"type": "string"},
             "batches": {"type": "object", "properties": {"count": {"type": "integer"}, "mean_size": _num,
-                                                         "histogram": {"type": "object"}},
+                                                         "histogram": {"type": "object"},
+                                                         "max_batch": {"type": ["integer", "null"]},
+                                                         "max_wait_ms": _num_or_null},
                         "required": ["count", "mean_size", "histogram"]},
             "streams": {"type": "object", "additionalProperties": _stream_status},
-            "latency_ms": _stage_pct},
+            "latency_ms": _stage_pct, "stop_reason": {"type": "string"}},
             ["duration_s", "batches", "streams", "latency_ms"]),
     ],
 }

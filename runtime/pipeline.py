@@ -281,7 +281,9 @@ class Pipeline:
         duration = self._t()
         stats = self.group.stats()
         streams = {sid: self._stream_status(sid, stats) for sid in self.source_state}
-        summary = RunSummary(duration, streams, self.latency.overall(), list(self.batch_sizes),
+        overall = self.latency.overall()
+        overall["dropped"] = sum(st["dropped"] for st in streams.values())   # reader drops included
+        summary = RunSummary(duration, streams, overall, list(self.batch_sizes),
                              dict(self.batch_reasons), list(self.batch_log), stop_reason, self.events, list(self.frame_records))
         self._emit(make_record("summary", duration, duration_s=duration, model=self.model_name,
                                backend=self.runner.name, batches={**summary.batches(), "max_batch": self.batcher.max_batch

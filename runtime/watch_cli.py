@@ -16,6 +16,8 @@ from typing import Any
 
 from .backends import BACKENDS
 
+#: name of each backend's CPU-threads option
+THREAD_OPTION = {"onnxruntime": "intra_op_threads", "torch": "threads"}
 DEMO_MODEL = Path(__file__).resolve().parent / "assets" / "demo" / "demo_model.onnx"
 
 
@@ -112,7 +114,7 @@ def _run_watch(args: argparse.Namespace) -> int:
     from streams import open_source
 
     from .alerts import ALERT_SCHEMA, JsonlSink, LiveView
-    from .backends import load_runner
+    from .backends import detect_artifact, load_runner
     from .decision import DecisionConfig
     from .pipeline import Pipeline, WatchConfig, check_watchable
 
@@ -127,13 +129,13 @@ def _run_watch(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-wait-ms must be >= 0, got {args.max_wait_ms}")
     window, unit = parse_window(args.window)
     model = resolve_model(args.model)
+    backend = args.backend or detect_artifact(model).backends[0]
     runner_opts: dict[str, Any] = {}
     if args.device is not None:
         runner_opts["device"] = args.device
     if args.threads:
-        runner_opts["intra_op_threads" if (args.backend or "onnxruntime") == "onnxruntime" else "threads"] = \
-            args.threads
-    runner = load_runner(model, args.backend, **runner_opts)
+        runner_opts[THREAD_OPTION.get(backend, "threads")] = args.threads
+    runner = load_runner(model, backend, **runner_opts)
     check_watchable(runner.spec, model)
     spec = runner.spec
     enter = spec.threshold + 0.1 if args.enter is None else args.enter
