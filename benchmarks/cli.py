@@ -58,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=5, help="untimed warm-up iterations per model row")
     p.add_argument("--max-seconds", type=float, default=6.0,
                    help="time budget per model row's timed loop (>= 5 iterations always run)")
+    p.add_argument("--slow-max-seconds", type=float, default=None,
+                   help="time budget per row for the large variants (>= 456 px: b5-b7); default: --max-seconds")
     p.add_argument("--e2e", action=argparse.BooleanOptionalAction, default=True,
                    help="run the watch pipeline end to end on generated files")
     p.add_argument("--naive", action=argparse.BooleanOptionalAction, default=True,
@@ -96,10 +98,30 @@ def config_from_args(args: argparse.Namespace):
     return BenchConfig(
         name=name, variants=variants, backends=args.backend or ALL_BACKENDS,
         precisions=args.precision or PRECISIONS, batches=args.batch or ((1,) if args.full else (1, 8)),
-        warmup=args.warmup, iters=args.iters, max_seconds=args.max_seconds, e2e=args.e2e, naive=args.naive,
+        warmup=args.warmup, iters=args.iters, max_seconds=args.max_seconds,
+        slow_variant_max_seconds=args.slow_max_seconds, e2e=args.e2e, naive=args.naive,
         e2e_variants=e2e_variants, e2e_sources=args.e2e_sources, e2e_batch=args.e2e_batch,
         e2e_frames=args.e2e_frames, workdir=str(args.workdir) if args.workdir else None, out_dir=str(out),
         prepare_only=args.prepare, debug=args.debug)
+
+
+def canonical_argv(args: argparse.Namespace) -> list[str]:
+    """Every option spelled out, so re-running the recorded command reproduces the run even if defaults change."""
+    def j(vals) -> str:
+        return ",".join(str(v) for v in vals)
+
+    cfg = config_from_args(args)
+    argv = ["bench", "--variants", j(cfg.variants), "--backend", j(cfg.backends), "--precision", j(cfg.precisions),
+            "--batch", j(cfg.batches), "--iters", str(cfg.iters), "--warmup", str(cfg.warmup),
+            "--max-seconds", f"{cfg.max_seconds:g}", "--e2e" if cfg.e2e else "--no-e2e",
+            "--naive" if cfg.naive else "--no-naive", "--e2e-variants", j(cfg.e2e_variants),
+            "--e2e-sources", j(cfg.e2e_sources), "--e2e-batch", str(cfg.e2e_batch),
+            "--e2e-frames", str(cfg.e2e_frames), "--name", cfg.name, "-o", cfg.out_dir]
+    if cfg.slow_variant_max_seconds is not None:
+        argv += ["--slow-max-seconds", f"{cfg.slow_variant_max_seconds:g}"]
+    if cfg.workdir:
+        argv += ["--workdir", cfg.workdir]
+    return argv
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,7 +130,5 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if cfg.prepare_only:
         return prepare(cfg)
-    # the exact command: `fakewatch bench ...` from the console script; the Python argv otherwise (tests)
-    from_console = Path(sys.argv[0]).name == "fakewatch" and sys.argv[1:2] == ["bench"]
-    rows, _paths = run_bench(cfg, argv=sys.argv[1:] if from_console else None)
+    rows, _paths = run_bench(cfg, argv=canonical_argv(args))
     return 0 if any(r["status"] == "ok" for r in rows) else 1

@@ -123,6 +123,11 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     return " ".join(shlex.quote(a) for a in ["fakewatch", *argv])
 
 
+def invocation() -> str:
+    """The process's literal argv (what was typed, when run from a shell)."""
+    return " ".join(shlex.quote(a) for a in sys.argv)
+
+
 def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
@@ -132,6 +137,7 @@ def environment(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return {
         "timestamp_utc": utc_now(),
         "command": command_line(argv),
+        "invocation": invocation(),
         "machine": machine_info(),
         "libraries": library_versions(),
         "onnxruntime_providers": ort_providers(),
