@@ -46,7 +46,7 @@ def test_paced_playback_holds_file_fps(tmp_path):
     assert measured == pytest.approx(30.0, rel=0.03), measured                  # within 3 %
     # every frame on its own schedule, not bursts: capture times track the file's timestamps
     lag = [(f.capture_ts - frames[0].capture_ts) - (f.source_ts - frames[0].source_ts) for f in frames]
-    assert max(abs(x) for x in lag) < 0.05, max(lag)
+    assert max(abs(x) for x in lag) < 0.1, max(lag)
     assert [e.state for e in events] == ["connecting", "live", "eof"]
 
 
