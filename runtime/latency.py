@@ -33,10 +33,9 @@ def stage_durations_ms(timings: Mapping[str, float]) -> dict[str, float]:
     if prev is None:
         return out
     start = prev
-    for stage in STAGES:
-        ts = timings.get(stage)
-        if ts is None:
-            continue
+    # in time order, not STAGES order: on a GPU runner preprocessing happens after batching (fused, on device)
+    present = sorted((ts, i, stage) for i, stage in enumerate(STAGES) if (ts := timings.get(stage)) is not None)
+    for ts, _i, stage in present:
         out[stage] = (ts - prev) * 1e3
         prev = ts
     out["total"] = (prev - start) * 1e3

@@ -97,6 +97,8 @@ class Pipeline:
         self.cfg = cfg or WatchConfig()
         self.runner = runner
         self.spec = runner.spec
+        # GPU runners (TensorRT) take frames + boxes and preprocess on the device (runtime/cuda_preprocess.py)
+        self.device_input = bool(getattr(runner, "accepts_device_input", False))
         check_watchable(self.spec, runner.artifact.name)
         self.sinks = list(sinks)
         self.stop_event = stop_event or threading.Event()
@@ -171,6 +173,8 @@ class Pipeline:
         frame.stamp("roi", self.clock())
 
         def fill(view: np.ndarray) -> None:
+            if self.device_input:   # GPU runners preprocess the whole batch on the device in _run_batch
+                return
             preprocess([frame.image] * len(boxes), boxes, self.spec, out=view)
             frame.stamp("preprocess", self.clock())
 
@@ -183,7 +187,7 @@ class Pipeline:
             item.frame.stamp("batch", batch.closed_ts)
         probs = np.empty(0)
         if batch.rows:
-            logits = self.runner.infer(batch.inputs)
+            logits = self._infer_device(batch) if self.device_input else self.runner.infer(batch.inputs)
             t_inf = self.clock()
             probs = sigmoid(logits[:, 0])
             self.batch_sizes.append(batch.rows)
@@ -195,6 +199,19 @@ class Pipeline:
                     item.frame.stamp("inference", t_inf)
         for i, item in enumerate(batch.items):
             self._decide(item, [float(p) for p in batch.outputs_of(probs, i)] if item.boxes else [])
+
+    def _infer_device(self, batch: Batch) -> np.ndarray:
+        """Fused CUDA preprocessing straight into the engine's input buffer, then inference (no host tensor)."""
+        from .cuda_preprocess import preprocess_into
+
+        images = [it.frame.image for it in batch.items for _ in it.boxes]
+        boxes = [b for it in batch.items for b in it.boxes]
+        n = preprocess_into(self.runner, images, boxes)
+        t_pre = self.clock()
+        for item in batch.items:
+            if item.boxes:
+                item.frame.stamp("preprocess", t_pre)
+        return self.runner.infer_prepared(n)
 
     def _decide(self, item: _Item, face_probs: list[float]) -> None:
         f = item.frame
