@@ -2,7 +2,7 @@
 
 For each e2e variant: the naive loop runs first on the same file, then the pipeline with 1..N parallel sources of
 that file; each e2e row carries the model-only throughput of the same variant/backend/precision/batch (measured in
-this run: taken from the sweep when it has that case, else measured here) and the ratios.
+this run, right before the e2e row) and the ratios.
 Full-frame ROI (the artifacts' contract): the face detector is not what is measured here.
 """
 from __future__ import annotations
@@ -20,12 +20,12 @@ if TYPE_CHECKING:
     from .sweep import BenchConfig
 
 
-def _model_only_ips(cfg: "BenchConfig", cache: ArtifactCache, rows: Sequence[dict[str, Any]], variant: str,
-                    batch: int) -> dict[str, Any]:
-    for r in rows:
-        if (r["kind"], r["variant"], r["backend"], r["precision"], r["batch"], r["status"]) == (
-                "model", variant, cfg.e2e_backend, cfg.e2e_precision, batch, "ok"):
-            return r
+def _model_only(cfg: "BenchConfig", cache: ArtifactCache, variant: str, batch: int) -> dict[str, Any]:
+    """Model-only row of the same variant/backend/precision/batch, measured right before the e2e row.
+
+    Not reused from the sweep: on a shared machine the load changes within minutes, and a ratio is only meaningful
+    between two measurements taken under the same conditions.
+    """
     return measure_model_case(cache, ModelCase(variant, cfg.e2e_backend, cfg.e2e_precision, batch),
                               warmup=cfg.warmup, iters=cfg.iters, max_seconds=cfg.max_seconds, isolate=cfg.isolate,
                               debug=cfg.debug)
@@ -75,9 +75,9 @@ def _e2e(cfg: "BenchConfig", cache: ArtifactCache, rows: Sequence[dict[str, Any]
     from .worker import run_isolated
 
     artifact = cache.artifact(variant, cfg.e2e_backend, cfg.e2e_precision, cfg.e2e_batch)
+    model = _model_only(cfg, cache, variant, cfg.e2e_batch)
     row = run_isolated({"job": "e2e", "artifact": str(artifact), "backend": cfg.e2e_backend,
                         "sources": [str(video)] * n_sources, "batch": cfg.e2e_batch}, timeout_s=900)
-    model = _model_only_ips(cfg, cache, rows, variant, row["batch"])
     if model["status"] == "ok":
         row["model_only_ips"] = model["throughput_ips"]
         row["e2e_ratio"] = row["throughput_ips"] / model["throughput_ips"]

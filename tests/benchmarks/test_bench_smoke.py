@@ -97,13 +97,11 @@ def test_e2e_and_naive_rows_and_their_ratios(bench_run):
     assert len(naive) == 1 and naive[0]["status"] == "ok", naive
     assert naive[0]["frames"] == 16 and naive[0]["naive_fps"] > 0 and naive[0]["frame_size"] == "640x480"
     assert [r["sources"] for r in e2e] == [1, 2]
-    model_b2 = next(r for r in rows if r["kind"] == "model" and r["backend"] == "onnxruntime"
-                    and r["precision"] == "fp32" and r["batch"] == 2)
     for r in e2e:
         assert r["status"] == "ok", r
         assert r["frames"] == 16 * r["sources"]  # unpaced lossless sources: every frame scored
         assert r["capture_to_alert_p50_ms"] <= r["capture_to_alert_p99_ms"]
-        assert r["model_only_ips"] == model_b2["throughput_ips"]
+        assert r["model_only_ips"] > 0  # measured right before the e2e row, same variant/backend/batch
         assert r["e2e_ratio"] == pytest.approx(r["throughput_ips"] / r["model_only_ips"], rel=0.01, abs=2e-3)
         assert r["speedup_vs_naive"] == pytest.approx(r["throughput_ips"] / naive[0]["naive_fps"], rel=0.01, abs=2e-2)
 
