@@ -164,7 +164,7 @@ def write_plots(out: Path, rows: Sequence[dict[str, Any]]) -> dict[str, Path]:
         series.setdefault(f"{r['backend']}/{r['precision']}", {})[r["variant"]] = r
     for key, column, ylabel, fname, log in (
             ("latency", "latency_p50_ms", f"p50 latency per batch of {batch} (ms)", "latency_vs_variant.png", True),
-            ("throughput", "throughput_ips", "throughput (images/s)", "throughput_vs_variant.png", False)):
+            ("throughput", "throughput_ips", "throughput (images/s)", "throughput_vs_variant.png", True)):
         fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(variants) + 3), 4.2))
         for label, by_variant in series.items():
             xs = [i for i, v in enumerate(variants) if v in by_variant]
@@ -176,6 +176,9 @@ def write_plots(out: Path, rows: Sequence[dict[str, Any]]) -> dict[str, Path]:
         ax.set_ylabel(ylabel)
         if log:
             ax.set_yscale("log")
+        if key == "throughput":  # the real-time lines the summary talks about
+            for fps, style in ((25, ":"), (30, "--")):
+                ax.axhline(fps, color="grey", linestyle=style, linewidth=1, label=f"{fps} fps")
         ax.set_title(f"fakewatch model-only {key}, batch {batch}")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
