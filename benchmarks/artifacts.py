@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 SEED = 0
+# Calibration for timing-only INT8 artifacts: few frames, batch 1. ORT's calibrator holds every intermediate tensor
+# of a batch in memory: B6 at 528 px with batch 8 needed > 23 GB (OOM-killed here); batch 1 keeps it to a few GB.
+_CALIB = dict(calib_frames=16, holdout_frames=4, batch=1, progress=False)
 META_VERSION = 1
 
 
@@ -107,8 +110,7 @@ class ArtifactCache:
         from .media import synthetic_video
 
         video = synthetic_video(self.root / "media", frames=48)
-        quantize_onnx(self.fp32(variant), out, "cpu", [str(video)], "minmax", calib_frames=32, holdout_frames=8,
-                      progress=False)
+        quantize_onnx(self.fp32(variant), out, "cpu", [str(video)], "minmax", **_CALIB)
         if not out.is_file():
             raise RuntimeError(f"int8: export.quantize did not write {out}")
         return out
@@ -137,8 +139,7 @@ class ArtifactCache:
         from .media import synthetic_video
 
         video = synthetic_video(self.root / "media", frames=48)
-        quantize_onnx(self.fp32(variant), out, "tensorrt", [str(video)], "minmax", calib_frames=32,
-                      holdout_frames=8, progress=False)
+        quantize_onnx(self.fp32(variant), out, "tensorrt", [str(video)], "minmax", **_CALIB)
         return out
 
     def tensorrt_engine(self, variant: str, precision: str, batch: int) -> Path:
