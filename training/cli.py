@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = p.add_argument_group("data")
     d.add_argument("--synth", choices=("none", "sbi"), default="none",
                    help="sbi: add self-blended fakes made from the real faces (works with no fake/ folder)")
+    d.add_argument("--sbi-copies", type=int, default=1,
+                   help="with --synth sbi: self-blended fakes per real crop in validation / --eval-only (default 1; "
+                        "training blends fresh ones every epoch)")
     d.add_argument("--frames-per-video", type=int, default=32, help="frames sampled evenly per video (default 32)")
     d.add_argument("--val-frac", type=float, default=0.2, help="fraction of video groups held out for validation")
     d.add_argument("--cache-dir", type=Path, help="crop cache (default: OUT/crop_cache)")
@@ -55,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--warmup-frac", type=float, default=0.1, help="linear warmup share of all steps, then cosine")
     t.add_argument("--patience", type=int, default=3, help="early stop after N epochs without a better val AUC")
     t.add_argument("--target-fpr", type=float, help="pick the threshold for this validation FPR (default: EER)")
+    t.add_argument("--no-recenter", action="store_true",
+                   help="keep the raw head: by default best.pt's head bias is shifted so the chosen validation "
+                        "threshold becomes P(fake)=0.5 (same ranking; the runtime's +-0.1 alert band fits)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 (AMP is used on CUDA only)")
     t.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
@@ -90,7 +96,8 @@ def _run(args: argparse.Namespace) -> int:
         pretrained_file=str(args.pretrained_file) if (init == "file" and args.pretrained_file) else None,
         pretrained_hub=(init == "hub"), freeze_blocks=args.freeze_blocks, workers=args.workers,
         cache_dir=str(args.cache_dir) if args.cache_dir else None, resume=args.resume, device=args.device,
-        augment=not args.no_augment, progress=not args.no_progress, threads=args.threads)
+        augment=not args.no_augment, progress=not args.no_progress, threads=args.threads,
+        recenter=not args.no_recenter, sbi_copies=args.sbi_copies)
     result = train(cfg)
     m = result.metrics
     print(f"best       {result.best}")
@@ -107,7 +114,8 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     m, summary = evaluate_artifact(args.eval_only, args.data, synth=args.synth,
                                    frames_per_video=args.frames_per_video, cache_dir=args.cache_dir,
-                                   seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress)
+                                   seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress,
+                                   sbi_copies=args.sbi_copies)
     print(f"model      {args.eval_only} ({summary['precision']})")
     print(f"data       {summary['crops']} crops from {summary['media']} file(s), {summary['items']} scored "
           f"(synth {args.synth}), {summary['frames_without_face']} frame(s) without a face")

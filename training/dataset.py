@@ -23,7 +23,8 @@ class CropDataset:
     """Map-style dataset (torch's DataLoader accepts any object with __len__/__getitem__)."""
 
     def __init__(self, records: Sequence[CropRecord], spec: ModelSpec, *, synth: str = "none", train: bool = True,
-                 seed: int = 0, augment_cfg: AugmentConfig | None = AugmentConfig(), cache_limit: int = 50_000):
+                 seed: int = 0, augment_cfg: AugmentConfig | None = AugmentConfig(), cache_limit: int = 50_000,
+                 sbi_copies: int = 1):
         if synth not in SYNTH_MODES:
             raise ValueError(f"unknown --synth {synth!r}; choose from {SYNTH_MODES}")
         self.spec = spec
@@ -33,8 +34,10 @@ class CropDataset:
         self.augment_cfg = augment_cfg if train else None
         # (record, make a self-blended fake from it)
         self.items: list[tuple[CropRecord, bool]] = [(r, False) for r in records]
-        if synth == "sbi":
-            self.items += [(r, True) for r in records if r.label == 0]
+        if synth == "sbi":   # sbi_copies > 1: several differently blended fakes per real (steadier val metrics)
+            if sbi_copies < 1:
+                raise ValueError(f"sbi_copies must be >= 1, got {sbi_copies}")
+            self.items += [(r, True) for _ in range(sbi_copies) for r in records if r.label == 0]
         self.labels = np.array([1 if (r.label == 1 or sbi) else 0 for r, sbi in self.items], np.int64)
         self.video_ids = [(f"{r.video_id}#sbi" if sbi else r.video_id) for r, sbi in self.items]
         self._cache: dict[str, np.ndarray] = {}

@@ -31,7 +31,7 @@ def _onnx_predict(path: Path, dataset: CropDataset, batch_size: int) -> np.ndarr
 
 def evaluate_artifact(artifact: str | Path, data: str | Path, *, synth: str = "none", frames_per_video: int = 32,
                       cache_dir: str | Path | None = None, seed: int = 0, batch_size: int = 32,
-                      progress: bool = True) -> tuple[Metrics, dict[str, Any]]:
+                      progress: bool = True, sbi_copies: int = 1) -> tuple[Metrics, dict[str, Any]]:
     """Metrics of ``artifact`` (fakewatch .pt or .onnx with contract) on every crop of ``data``."""
     from export.contract import load_spec
 
@@ -48,7 +48,7 @@ def evaluate_artifact(artifact: str | Path, data: str | Path, *, synth: str = "n
     items = discover(data, require_fake=(synth == "none"))
     cache = Path(cache_dir) if cache_dir else Path(data if Path(data).is_dir() else Path(data).parent) / ".fakewatch_crops"
     records, summary = build_crops(items, spec, cache, frames_per_video, progress=progress)
-    ds = CropDataset(records, spec, synth=synth, train=False, seed=seed)
+    ds = CropDataset(records, spec, synth=synth, train=False, seed=seed, sbi_copies=sbi_copies)
     if artifact.suffix == ".onnx":
         y = ds.labels
         p = _onnx_predict(artifact, ds, batch_size)

@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     fakewatch("train", str(train), "-o", str(run), "--synth", "sbi", "--variant", "lite0",
               "--pretrained-file", str(lite0_weights()), "--roi", "face", "--input-size", "112",
               "--freeze-blocks", "2", "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps_per_epoch),
-              "--batch-size", "32", "--lr", "1e-3", "--patience", "5", "--val-frac", "0.2", "--seed", "0")
+              "--batch-size", "32", "--lr", "1e-3", "--patience", "5", "--val-frac", "0.2", "--seed", "0",
+              "--sbi-copies", "4")
     t_train = time.monotonic() - t0
     fp32, int8 = work / "demo_model.fp32.onnx", work / "demo_model.onnx"
     fakewatch("export", "onnx", str(run / "best.pt"), "-o", str(fp32))
@@ -91,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
               "--calib", str(train / "real"), "--calib-frames", str(len(TRAIN_FRAMES)),
               "--holdout", str(held / "real"))
     report32, report8 = work / "heldout_fp32.json", work / "heldout_int8.json"
-    fakewatch("train", "--eval-only", str(fp32), str(held), "--synth", "sbi", "--report", str(report32))
-    fakewatch("train", "--eval-only", str(int8), str(held), "--synth", "sbi", "--report", str(report8))
+    fakewatch("train", "--eval-only", str(fp32), str(held), "--synth", "sbi", "--sbi-copies", "4",
+              "--report", str(report32))
+    fakewatch("train", "--eval-only", str(int8), str(held), "--synth", "sbi", "--sbi-copies", "4",
+              "--report", str(report8))
     total = time.monotonic() - t0
     summary = {
         "train_frames": f"clip frames {TRAIN_FRAMES.start}-{TRAIN_FRAMES.stop - 1}",

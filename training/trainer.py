@@ -31,6 +31,7 @@ class TrainConfig:
     roi_margin: float = 0.3
     input_size: int | None = None          # default: the variant's native size
     synth: str = "none"                    # "sbi": self-blended fakes from the real crops
+    sbi_copies: int = 1                    # validation fakes per real crop with --synth sbi
     frames_per_video: int = 32
     val_frac: float = 0.2
     epochs: int = 10
@@ -52,6 +53,7 @@ class TrainConfig:
     augment: bool = True
     progress: bool = True
     threads: int | None = None
+    recenter: bool = True                  # shift the head bias so the chosen threshold becomes P(fake) = 0.5
 
 
 @dataclass
@@ -123,6 +125,35 @@ def lr_lambda(total_steps: int, warmup_steps: int):
         t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
     return f
+
+
+class _Weights:
+    """Just a state dict, for save_checkpoint (which only calls .state_dict())."""
+
+    def __init__(self, state):
+        self._state = state
+
+    def state_dict(self):
+        return self._state
+
+
+def _logit(p: float) -> float:
+    p = min(max(float(p), 1e-6), 1.0 - 1e-6)
+    return math.log(p / (1.0 - p))
+
+
+def recentered(model, m: Metrics):
+    """(weights, metrics) with the head bias shifted by -logit(threshold): the validation operating point becomes
+    P(fake) = 0.5. Rankings (AUC, AP, EER) are unchanged; the runtime's hysteresis band (threshold +- 0.1) then sits
+    symmetrically around a threshold of 0.5 instead of being squeezed against 0 or 1."""
+    shift = _logit(m.threshold)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state["classifier.bias"] = state["classifier.bias"] - shift
+    metrics = m.to_dict()
+    metrics.update(threshold=0.5, recentered_from=round(float(m.threshold), 6),
+                   eer_threshold=round(1.0 / (1.0 + math.exp(-(_logit(m.eer_threshold) - shift))), 6)
+                   if np.isfinite(m.eer_threshold) else m.eer_threshold)
+    return _Weights(state), metrics
 
 
 # ------------------------------------------------------------------------------------------------ eval
@@ -209,7 +240,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     train_recs, val_recs, data_summary = prepare_data(cfg, spec, out)
     train_ds = CropDataset(train_recs, spec, synth=cfg.synth, train=True, seed=cfg.seed,
                            augment_cfg=AugmentConfig() if cfg.augment else None)
-    val_ds = CropDataset(val_recs, spec, synth=cfg.synth, train=False, seed=cfg.seed)
+    val_ds = CropDataset(val_recs, spec, synth=cfg.synth, train=False, seed=cfg.seed, sbi_copies=cfg.sbi_copies)
     if len(set(train_ds.labels.tolist())) < 2 or len(set(val_ds.labels.tolist())) < 2:
         raise RuntimeError("training and validation data each need real and fake crops; add fake/ media or use "
                            "--synth sbi")
@@ -284,10 +315,14 @@ def train(cfg: TrainConfig) -> TrainResult:
         improved = best_key is None or key > tuple(best_key)
         if improved:
             best_key, bad = key, 0
-            best_spec = spec.replace(threshold=float(m.threshold)).with_provenance(
-                training={**run_info, "epoch": epoch + 1, "val_metrics": m.to_dict(),
+            weights, metrics, threshold = model, m.to_dict(), float(m.threshold)
+            if cfg.recenter:
+                weights, metrics = recentered(model, m)
+                threshold = 0.5
+            best_spec = spec.replace(threshold=threshold).with_provenance(
+                training={**run_info, "epoch": epoch + 1, "val_metrics": metrics,
                           "threshold_rule": m.threshold_rule})
-            save_checkpoint(best_path, model, best_spec, epoch=epoch + 1, metrics=m.to_dict())
+            save_checkpoint(best_path, weights, best_spec, epoch=epoch + 1, metrics=metrics)
         else:
             bad += 1
         save_checkpoint(last_path, model, spec.replace(threshold=float(m.threshold)), epoch=epoch,

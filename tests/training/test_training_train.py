@@ -124,3 +124,26 @@ def test_clear_errors(tmp_path, capsys, monkeypatch):
     assert "does not exist" in capsys.readouterr().err
     assert main(["train", str(data), "-o", str(tmp_path / "o3"), "--resume", *COMMON]) == 1
     assert "last.pt" in capsys.readouterr().err
+
+
+def test_recentering_moves_the_threshold_to_one_half_and_keeps_the_ranking():
+    from export.checkpoint import build_model, default_spec
+    from training.metrics import compute_metrics
+    from training.trainer import recentered
+
+    torch.manual_seed(0)
+    model = build_model(default_spec("test", roi="full"))
+    x = torch.randn(12, 3, 64, 64)
+    y = np.array([0, 1] * 6)
+    with torch.no_grad():
+        before = torch.sigmoid(model(x)).reshape(-1).numpy()
+    m = compute_metrics(y, before)
+    weights, metrics = recentered(model, m)
+    model.load_state_dict(weights.state_dict())
+    with torch.no_grad():
+        after = torch.sigmoid(model(x)).reshape(-1).numpy()
+    assert metrics["threshold"] == 0.5 and metrics["recentered_from"] == pytest.approx(m.threshold, abs=1e-6)
+    assert np.array_equal(np.argsort(before), np.argsort(after))
+    assert np.array_equal(before >= m.threshold, after >= 0.5)
+    m2 = compute_metrics(y, after, threshold=0.5)
+    assert m2.frame_auc == pytest.approx(m.frame_auc) and m2.accuracy == pytest.approx(m.accuracy)
