@@ -35,6 +35,15 @@ def _ints(text: str) -> tuple[int, ...]:
     return vals
 
 
+def _auto_int(text: str) -> int | None:
+    if text == "auto":
+        return None
+    vals = _ints(text)
+    if len(vals) != 1:
+        raise argparse.ArgumentTypeError(f"expected one positive integer or 'auto', got {text!r}")
+    return vals[0]
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from .sweep import ALL_BACKENDS
 
@@ -66,7 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run the naive OpenCV + torch eager per-frame loop (speedup baseline)")
     p.add_argument("--e2e-variants", type=_csv("variant"), default=("b0",), help="variants for e2e/naive rows")
     p.add_argument("--e2e-sources", type=_ints, default=(1, 2), help="parallel file sources per e2e row")
-    p.add_argument("--e2e-batch", type=int, default=8, help="pipeline max batch for e2e rows")
+    p.add_argument("--e2e-batch", type=_auto_int, default=None,
+                   help="pipeline max batch for e2e rows (default: auto, as `fakewatch watch`: number of sources)")
     p.add_argument("--e2e-frames", type=int, default=200, help="frames in the generated e2e video")
     p.add_argument("--name", default=None, help="result name (default: quick / full / custom)")
     p.add_argument("-o", "--output", type=Path, default=None,
@@ -115,7 +125,7 @@ def canonical_argv(args: argparse.Namespace) -> list[str]:
             "--batch", j(cfg.batches), "--iters", str(cfg.iters), "--warmup", str(cfg.warmup),
             "--max-seconds", f"{cfg.max_seconds:g}", "--e2e" if cfg.e2e else "--no-e2e",
             "--naive" if cfg.naive else "--no-naive", "--e2e-variants", j(cfg.e2e_variants),
-            "--e2e-sources", j(cfg.e2e_sources), "--e2e-batch", str(cfg.e2e_batch),
+            "--e2e-sources", j(cfg.e2e_sources), "--e2e-batch", str(cfg.e2e_batch or "auto"),
             "--e2e-frames", str(cfg.e2e_frames), "--name", cfg.name, "-o", cfg.out_dir]
     if cfg.slow_variant_max_seconds is not None:
         argv += ["--slow-max-seconds", f"{cfg.slow_variant_max_seconds:g}"]

@@ -2,7 +2,7 @@
 
 For each e2e variant: the naive loop runs first on the same file, then the pipeline with 1..N parallel sources of
 that file; each e2e row carries the model-only throughput of the same variant/backend/precision/batch (measured in
-this run, right before the e2e row) and the ratios.
+this run, right after the e2e row, at the batch the pipeline really ran) and the ratios.
 Full-frame ROI (the artifacts' contract): the face detector is not what is measured here.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def _model_only(cfg: "BenchConfig", cache: ArtifactCache, variant: str, batch: int) -> dict[str, Any]:
-    """Model-only row of the same variant/backend/precision/batch, measured right before the e2e row.
+    """Model-only row of the same variant/backend/precision/batch, measured right next to the e2e row.
 
     Not reused from the sweep: on a shared machine the load changes within minutes, and a ratio is only meaningful
     between two measurements taken under the same conditions.
@@ -74,13 +74,22 @@ def _e2e(cfg: "BenchConfig", cache: ArtifactCache, rows: Sequence[dict[str, Any]
         raise Unavailable("e2e: runtime.pipeline not available yet")
     from .worker import run_isolated
 
-    artifact = cache.artifact(variant, cfg.e2e_backend, cfg.e2e_precision, cfg.e2e_batch)
-    model = _model_only(cfg, cache, variant, cfg.e2e_batch)
+    # --e2e-batch None = the watch default ("auto": one frame per source per batch, like nvstreammux)
+    max_batch = cfg.e2e_batch or n_sources
+    artifact = cache.artifact(variant, cfg.e2e_backend, cfg.e2e_precision, max_batch)
     row = run_isolated({"job": "e2e", "artifact": str(artifact), "backend": cfg.e2e_backend,
                         "sources": [str(video)] * n_sources, "batch": cfg.e2e_batch}, timeout_s=900)
+    # "Same batch" = the batch the pipeline really ran (its batcher closes a batch once every source gave a frame,
+    # so the mean batch, not --e2e-batch, is what inference saw); measured right after, under the same load.
+    ref_batch = max(1, int(round(row.get("mean_batch") or 1)))
+    model = _model_only(cfg, cache, variant, ref_batch)
+    note = f"model-only reference: batch {ref_batch} (pipeline mean batch {row.get('mean_batch') or 0:.2f})"
     if model["status"] == "ok":
         row["model_only_ips"] = model["throughput_ips"]
         row["e2e_ratio"] = row["throughput_ips"] / model["throughput_ips"]
+    else:
+        note += f", not measured: {model['reason']}"
+    row["note"] = f"{row.get('note') or ''}; {note}".lstrip("; ")
     if naive_fps:
         row["naive_fps"] = naive_fps
         row["speedup_vs_naive"] = row["throughput_ips"] / naive_fps

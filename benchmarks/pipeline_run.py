@@ -30,9 +30,10 @@ def run_pipeline(artifact: str | Path, backend: str, videos: Sequence[str], *, b
     if max_wait_ms is not None:
         cfg_kwargs["max_wait_ms"] = max_wait_ms
     cfg = WatchConfig(**cfg_kwargs)
+    max_batch = batch or len(videos)  # what WatchConfig(batch=None) resolves to for a full-frame model
     with PeakRss() as rss:
         runner.activate()
-        x = np.zeros((batch or len(videos), 3, *spec.input_size), np.float32)
+        x = np.zeros((max_batch, 3, *spec.input_size), np.float32)
         for _ in range(warmup):
             runner.infer(x)
         summary = Pipeline(sources, runner, cfg).run()
@@ -46,7 +47,7 @@ def run_pipeline(artifact: str | Path, backend: str, videos: Sequence[str], *, b
     size = f"{first.width}x{first.height}" if getattr(first, "width", None) else None
     return new_row(
         "e2e", variant=spec.variant, timm_name=spec.timm_name, input_size=f"{spec.height}x{spec.width}",
-        backend=backend, precision=spec.precision, batch=batch, runner_impl="runtime.pipeline.Pipeline",
+        backend=backend, precision=spec.precision, batch=max_batch, runner_impl="runtime.pipeline.Pipeline",
         warmup=warmup, iters=b["count"], throughput_ips=frames / summary.duration_s, sources=len(videos),
         frames=frames, frame_size=size, mean_batch=b["mean_size"], dropped=int(summary.overall["dropped"]),
         capture_to_alert_p50_ms=total.get("p50"), capture_to_alert_p99_ms=total.get("p99"),

@@ -37,7 +37,7 @@ class BenchConfig:
     e2e_backend: str = "onnxruntime"
     e2e_precision: str = "fp32"
     e2e_sources: tuple[int, ...] = (1, 2)
-    e2e_batch: int = 8
+    e2e_batch: int | None = None             # None = auto (watch's default: number of sources)
     e2e_frames: int = 200
     workdir: str | None = None
     out_dir: str = ""
