@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import traceback
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .artifacts import ArtifactCache, Unavailable
 from .media import synthetic_video
@@ -31,8 +31,7 @@ def _model_only(cfg: "BenchConfig", cache: ArtifactCache, variant: str, batch: i
                               debug=cfg.debug)
 
 
-def run_pipeline_rows(cfg: "BenchConfig", cache: ArtifactCache,
-                      rows: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def run_pipeline_rows(cfg: "BenchConfig", cache: ArtifactCache) -> Iterator[dict[str, Any]]:
     video = synthetic_video(cache.root / "media", frames=cfg.e2e_frames)
     for variant in cfg.e2e_variants:
         naive_fps = None
@@ -43,7 +42,7 @@ def run_pipeline_rows(cfg: "BenchConfig", cache: ArtifactCache,
         if not cfg.e2e:
             continue
         for n_sources in cfg.e2e_sources:
-            yield _guard("e2e", variant, lambda: _e2e(cfg, cache, rows, variant, video, n_sources, naive_fps),
+            yield _guard("e2e", variant, lambda: _e2e(cfg, cache, variant, video, n_sources, naive_fps),
                          cfg.debug, sources=n_sources, backend=cfg.e2e_backend, precision=cfg.e2e_precision)
 
 
@@ -68,8 +67,8 @@ def _naive(cache: ArtifactCache, variant: str, video) -> dict[str, Any]:
                         timeout_s=900)
 
 
-def _e2e(cfg: "BenchConfig", cache: ArtifactCache, rows: Sequence[dict[str, Any]], variant: str, video,
-         n_sources: int, naive_fps: float | None) -> dict[str, Any]:
+def _e2e(cfg: "BenchConfig", cache: ArtifactCache, variant: str, video, n_sources: int,
+         naive_fps: float | None) -> dict[str, Any]:
     if importlib.util.find_spec("runtime.pipeline") is None:
         raise Unavailable("e2e: runtime.pipeline not available yet")
     from .worker import run_isolated

@@ -62,5 +62,6 @@ def naive_loop(checkpoint: str | Path, video: str | Path, *, warmup: int = 3) ->
         precision="fp32", batch=1, runner_impl="OpenCV read + torch eager per frame (benchmarks.naive)",
         warmup=warmup, iters=len(latencies), latency_p50_ms=pct["p50"], latency_p90_ms=pct["p90"],
         latency_p99_ms=pct["p99"], latency_mean_ms=pct["mean"], throughput_ips=fps, sources=1,
-        frames=len(latencies), frame_size=frame_size, capture_to_alert_p50_ms=pct["p50"], capture_to_alert_p99_ms=pct["p99"],
+        frames=len(latencies), frame_size=frame_size, capture_to_alert_p50_ms=pct["p50"],
+        capture_to_alert_p99_ms=pct["p99"],
         naive_fps=fps, peak_rss_mb=rss.peak_mb, rss_delta_mb=rss.delta_mb)

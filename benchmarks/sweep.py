@@ -126,7 +126,7 @@ def run_bench(cfg: BenchConfig, argv: Sequence[str] | None = None) -> tuple[list
     if cfg.e2e or cfg.naive:
         from .e2e import run_pipeline_rows
 
-        for row in run_pipeline_rows(cfg, cache, rows):
+        for row in run_pipeline_rows(cfg, cache):
             rows.append(row)
             print(_row_line(row), file=sys.stderr)
     env["load_avg_1m_end"] = load_average_1m()
