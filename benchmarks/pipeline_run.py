@@ -41,7 +41,9 @@ def run_pipeline(artifact: str | Path, backend: str, videos: Sequence[str], *, b
     if frames == 0:
         raise RuntimeError(f"pipeline scored no frames ({summary.stop_reason}); events: {summary.events[-3:]}")
     total = summary.overall["latency_ms"].get("total", {})
-    inference = summary.overall["latency_ms"].get("inference", {})
+    # per-stage p50s tell where the time between capture and alert goes (runtime/latency.py stage names)
+    stages = ", ".join(f"{k} {v['p50']:.2f}" for k, v in summary.overall["latency_ms"].items()
+                       if k != "total" and v.get("p50") is not None)
     b = summary.batches()
     first = sources[0]
     size = f"{first.width}x{first.height}" if getattr(first, "width", None) else None
@@ -52,4 +54,4 @@ def run_pipeline(artifact: str | Path, backend: str, videos: Sequence[str], *, b
         frames=frames, frame_size=size, mean_batch=b["mean_size"], dropped=int(summary.overall["dropped"]),
         capture_to_alert_p50_ms=total.get("p50"), capture_to_alert_p99_ms=total.get("p99"),
         peak_rss_mb=rss.peak_mb, rss_delta_mb=rss.delta_mb,
-        note=f"ended: {summary.stop_reason}; inference p50 {inference.get('p50')} ms per batch")
+        note=f"ended: {summary.stop_reason}; stage p50 ms: {stages}")
