@@ -315,14 +315,14 @@ def train(cfg: TrainConfig) -> TrainResult:
         improved = best_key is None or key > tuple(best_key)
         if improved:
             best_key, bad = key, 0
-            weights, metrics, threshold = model, m.to_dict(), float(m.threshold)
+            best_weights, metrics, threshold = model, m.to_dict(), float(m.threshold)
             if cfg.recenter:
-                weights, metrics = recentered(model, m)
+                best_weights, metrics = recentered(model, m)
                 threshold = 0.5
             best_spec = spec.replace(threshold=threshold).with_provenance(
                 training={**run_info, "epoch": epoch + 1, "val_metrics": metrics,
                           "threshold_rule": m.threshold_rule})
-            save_checkpoint(best_path, weights, best_spec, epoch=epoch + 1, metrics=metrics)
+            save_checkpoint(best_path, best_weights, best_spec, epoch=epoch + 1, metrics=metrics)
         else:
             bad += 1
         save_checkpoint(last_path, model, spec.replace(threshold=float(m.threshold)), epoch=epoch,
