@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .contract import ModelSpec, embed_in_onnx, write_sidecar
+from .graph_passes import reduce_mean_to_global_pool
 
 DEFAULT_OPSET = 17
 DEFAULT_TOLERANCE = 1e-4
@@ -127,6 +128,7 @@ def export_onnx(model, spec: ModelSpec, out: str | Path, *, opset: int = DEFAULT
     simplified = False
     if simplify:
         proto, simplified = _simplify(proto)
+    se_pools = reduce_mean_to_global_pool(proto)
     versions = {"torch": torch.__version__, "onnx": onnx.__version__, "opset": opset}
     try:
         import timm
@@ -134,7 +136,8 @@ def export_onnx(model, spec: ModelSpec, out: str | Path, *, opset: int = DEFAULT
     except ImportError:
         pass
     spec = spec.with_provenance(export={"tool": "fakewatch export onnx", "versions": versions,
-                                        "simplified": simplified})
+                                        "simplified": simplified,
+                                        "reduce_mean_to_global_pool": se_pools})
     embed_in_onnx(proto, spec)
     try:
         onnx.checker.check_model(proto, full_check=True)

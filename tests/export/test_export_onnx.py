@@ -54,6 +54,12 @@ def test_export_verified_with_contract(tmp_path, variant):
         ref = model(torch.from_numpy(x)).numpy()
     assert got.shape == (5, 1) and np.abs(got - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
     assert "max |onnxruntime - torch|" in report.summary()
+    # SE blocks' spatial means are exported as GlobalAveragePool (int8-friendly in ORT); Lite has no SE
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(report.path)).graph.node]
+    assert "ReduceMean" not in ops
+    assert report.spec.provenance["export"]["reduce_mean_to_global_pool"] == (0 if variant == "lite0" else 16)
 
 
 def test_three_checkpoint_layouts(tmp_path):
