@@ -27,6 +27,21 @@ class Unavailable(RuntimeError):
     """This row cannot be measured here (missing library / project piece); the message is the reason shown."""
 
 
+def tools_fingerprint() -> str:
+    """sha256 (16 hex) of the export package's source that shapes artifacts (CLIs and TensorRT helpers excluded)."""
+    import hashlib
+
+    import export
+
+    h = hashlib.sha256()
+    for path in sorted(Path(export.__file__).parent.glob("*.py")):
+        if path.name.endswith("cli.py") or path.name.startswith("engine"):
+            continue
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def default_workdir() -> Path:
     root = os.environ.get("FAKEWATCH_CACHE")
     return (Path(root) if root else Path.home() / ".cache" / "fakewatch") / "bench"
@@ -44,11 +59,17 @@ class ArtifactCache:
 
     # ------------------------------------------------------------------ fp32 ONNX + torch checkpoint
     def fp32(self, variant: str) -> Path:
-        """Verified fp32 ONNX of ``variant`` (full-frame ROI contract); exports it (with its checkpoint) once."""
+        """Verified fp32 ONNX of ``variant`` (full-frame ROI contract); exports it (with its checkpoint) once.
+
+        The cache is keyed on the export tools' source (:func:`tools_fingerprint`): when export/quantization code
+        changes, every artifact of the variant is rebuilt, so results always describe what the tools make today.
+        """
         d = self.dir(variant)
         onnx_path, pt_path, meta_path = d / "model.onnx", d / "model.pt", d / "meta.json"
         if onnx_path.is_file() and pt_path.is_file() and self._meta_ok(meta_path, variant):
             return onnx_path
+        for stale in d.glob("model*"):  # derived artifacts (int8/fp16/engines) of older tools go too
+            stale.unlink()
         self._export(variant, onnx_path, pt_path, meta_path)
         return onnx_path
 
@@ -65,7 +86,8 @@ class ArtifactCache:
             meta = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             return False
-        return meta.get("meta_version") == META_VERSION and meta.get("variant") == variant
+        return (meta.get("meta_version") == META_VERSION and meta.get("variant") == variant
+                and meta.get("tools_fingerprint") == tools_fingerprint())
 
     def _export(self, variant: str, onnx_path: Path, pt_path: Path, meta_path: Path) -> None:
         import torch
@@ -87,7 +109,8 @@ class ArtifactCache:
         save_checkpoint(pt_path, model, ckpt_spec)
         write_sidecar(pt_path, ckpt_spec)  # load_spec()/load_runner() read a .pt's contract from its sidecar
         macs = count_macs(onnx_path, batch=1)
-        meta = {"meta_version": META_VERSION, "variant": variant, "timm_name": spec.timm_name,
+        meta = {"meta_version": META_VERSION, "tools_fingerprint": tools_fingerprint(), "variant": variant,
+                "timm_name": spec.timm_name,
                 "input_size": list(spec.input_size), "params": report.params, "macs": macs["total"],
                 "macs_by_op": macs, "export_max_abs_diff": report.max_abs_diff,
                 "export_seconds": round(report.seconds, 1)}

@@ -128,6 +128,21 @@ def invocation() -> str:
     return " ".join(shlex.quote(a) for a in sys.argv)
 
 
+def git_commit() -> str | None:
+    """The project's git commit (with "-dirty" when the working tree has changes), None outside a checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
@@ -138,6 +153,7 @@ def environment(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "timestamp_utc": utc_now(),
         "command": command_line(argv),
         "invocation": invocation(),
+        "git_commit": git_commit(),
         "machine": machine_info(),
         "libraries": library_versions(),
         "onnxruntime_providers": ort_providers(),

@@ -106,7 +106,10 @@ def run_bench(cfg: BenchConfig, argv: Sequence[str] | None = None) -> tuple[list
     """Measure everything ``cfg`` asks for; returns (rows, written file paths)."""
     from tqdm import tqdm
 
+    from .artifacts import tools_fingerprint
+
     env = environment(argv)
+    env["export_tools_fingerprint"] = tools_fingerprint()  # the artifact cache key (see artifacts.py)
     cache = ArtifactCache(cfg.workdir)
     cases = model_cases(cfg)
     rows: list[dict[str, Any]] = []
