@@ -141,20 +141,26 @@ class JsonlSink(Sink):
 
 
 class LiveView(Sink):
-    """One refreshed line per stream (plain ANSI) on a terminal; does nothing when the stream is not a TTY."""
+    """Human view: every state change as a log line (REAL -> FAKE alerts stay visible), plus, on a terminal, one
+    refreshed line per stream below them (plain ANSI). Off a TTY only the state-change lines are written, uncoloured.
+    """
 
     COLORS = {"FAKE": "\x1b[1;31m", "REAL": "\x1b[32m", "UNKNOWN": "\x1b[33m"}
 
     def __init__(self, stream: IO[str] | None = None, refresh_s: float = 0.25, force: bool = False) -> None:
         self.out = stream if stream is not None else sys.stderr
-        self.enabled = force or (hasattr(self.out, "isatty") and self.out.isatty())
+        self.enabled = force or (hasattr(self.out, "isatty") and self.out.isatty())   # the refreshed table
         self.refresh_s = refresh_s
         self._rows: dict[str, dict[str, Any]] = {}
         self._drawn = 0
         self._last_draw = 0.0
 
     def emit(self, record: Mapping[str, Any]) -> None:
-        if not self.enabled or "stream" not in record:
+        if "stream" not in record:
+            return
+        if record["type"] == "state":
+            self._log(record)
+        if not self.enabled:
             return
         row = self._rows.setdefault(record["stream"], {})
         kind = record["type"]
@@ -168,6 +174,22 @@ class LiveView(Sink):
         if kind in ("state", "source") or now - self._last_draw >= self.refresh_s:
             self._draw()
             self._last_draw = now
+
+    def _log(self, rec: Mapping[str, Any]) -> None:
+        """One persistent line per state change, written above the live table (which is redrawn below it)."""
+        state = rec["state"]
+        score = rec.get("score")
+        truth = rec.get("truth") or {}
+        when = f"+{rec['t']:.1f}s frame {rec.get('seq')}"    # run time (live stream_time is a monotonic clock)
+        colour, reset = (self.COLORS.get(state, ""), "\x1b[0m") if self.enabled else ("", "")
+        line = (f"{time.strftime('%H:%M:%S')}  {rec['stream'][:40]}  {rec.get('previous', '?')} -> "
+                f"{colour}{state}{reset}  P(fake) {'-' if score is None else f'{score:.3f}'}  {when}"
+                + (f"  (truth: {'fake' if truth['fake'] else 'real'})" if "fake" in truth else ""))
+        if self.enabled and self._drawn:
+            self.out.write(f"\x1b[{self._drawn}F\x1b[0J")   # erase the table, log, redraw it below
+            self._drawn = 0
+        self.out.write(line + "\n")
+        self.out.flush()
 
     def _line(self, sid: str, row: Mapping[str, Any]) -> str:
         state = row.get("state", "UNKNOWN")

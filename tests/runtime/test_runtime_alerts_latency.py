@@ -35,7 +35,11 @@ def test_live_view_draws_one_line_per_stream_only_on_a_tty():
     quiet = io.StringIO()
     LiveView(quiet).emit(make_record("state", 0, stream="a", state="FAKE", previous="REAL", score=0.9, seq=1,
                                      latency_ms={}))
-    assert quiet.getvalue() == ""                        # not a TTY: off
+    logged = quiet.getvalue()                            # not a TTY: state changes only, one plain line each
+    assert logged.count("\n") == 1 and "REAL -> FAKE" in logged and "a " in logged and "\x1b" not in logged
+    LiveView(quiet).emit(make_record("status", 0, stream="a", state="FAKE", score=0.9, frames=1, dropped=0,
+                                     no_face=0, fps=1.0, latency_ms={}))
+    assert quiet.getvalue() == logged                     # no table off a TTY
     out = io.StringIO()
     view = LiveView(out, force=True)
     for sid, state in (("cam-a", "FAKE"), ("cam-b", "REAL"), ("cam-a", "REAL")):
@@ -43,7 +47,10 @@ def test_live_view_draws_one_line_per_stream_only_on_a_tty():
                               latency_ms={}))
     frames = out.getvalue().split("\x1b[2F")             # redraws move back up over the 2 stream lines
     last = frames[-1]
-    assert last.count("\n") == 2 and "cam-a" in last and "cam-b" in last and "FAKE" not in last
+    # the last change is logged above a fresh table of both streams
+    assert last.count("\n") == 3 and "UNKNOWN -> \x1b[32mREAL" in last
+    table = last.split("\n", 1)[1]
+    assert "cam-a" in table and "cam-b" in table and "FAKE" not in table
 
 
 def test_stage_durations_and_drops_and_percentiles():
