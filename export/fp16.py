@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .calibration import CalibrationError
-from .contract import ModelSpec, embed_in_onnx, load_spec, sidecar_path, write_sidecar
+from .contract import ModelSpec, embed_in_onnx, sidecar_path, write_sidecar
 from .fidelity import FidelityReport, fidelity_path, fidelity_report, run_onnx
 
 # Ops whose FP16 versions lose accuracy or lack kernels; they stay float32 behind Casts.
@@ -51,18 +51,10 @@ def convert_fp16(model_path: str | Path, out_path: str | Path | None = None, *, 
         from onnxconverter_common import float16
     except ImportError:
         raise RuntimeError("FP16 conversion needs onnxconverter-common: pip install 'fakewatch[export]'") from None
-    from .quantize import QuantizationError, _as_frames
+    from .quantize import QuantizationError, _as_frames, fp32_source_and_output
 
     t0 = time.perf_counter()
-    model_path = Path(model_path)
-    if not model_path.is_file():
-        raise FileNotFoundError(f"model {model_path} does not exist; export one with `fakewatch export onnx`")
-    spec = load_spec(model_path)
-    if spec.precision != "fp32":
-        raise ValueError(f"{model_path} is already {spec.precision}; convert the FP32 export instead")
-    out = Path(out_path) if out_path else model_path.with_name(model_path.stem + ".fp16.onnx")
-    if out.resolve() == model_path.resolve():
-        raise ValueError(f"output {out} would overwrite the FP32 model; pick another -o")
+    model_path, spec, out = fp32_source_and_output(model_path, out_path, "fp16", "convert")
 
     proto = onnx.load(str(model_path))
     import warnings

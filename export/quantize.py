@@ -165,6 +165,21 @@ def _first_last_nodes(proto, input_name: str, finals: Sequence[Any]) -> list[str
     return [name for name in first + last if name]
 
 
+def fp32_source_and_output(model_path: str | Path, out_path: str | Path | None, precision: str,
+                           verb: str) -> tuple[Path, ModelSpec, Path]:
+    """Check the FP32 source artifact and pick the output path (``model.<precision>.onnx``); never the source."""
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise FileNotFoundError(f"model {model_path} does not exist; export one with `fakewatch export onnx`")
+    spec = load_spec(model_path)
+    if spec.precision != "fp32":
+        raise ValueError(f"{model_path} is already {spec.precision}; {verb} the FP32 export instead")
+    out = Path(out_path) if out_path else model_path.with_name(f"{model_path.stem}.{precision}.onnx")
+    if out.resolve() == model_path.resolve():
+        raise ValueError(f"output {out} would overwrite the FP32 model; pick another -o")
+    return model_path, spec, out
+
+
 def _remove_artifact(path: Path) -> None:
     path.unlink(missing_ok=True)
     sidecar_path(path).unlink(missing_ok=True)
@@ -194,15 +209,7 @@ def quantize_onnx(model_path: str | Path, out_path: str | Path | None = None, ta
     recipe = recipe or recipe_for(target)
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; choose one of {list(METHODS)}")
-    model_path = Path(model_path)
-    if not model_path.is_file():
-        raise FileNotFoundError(f"model {model_path} does not exist; export one with `fakewatch export onnx`")
-    spec = load_spec(model_path)
-    if spec.precision != "fp32":
-        raise ValueError(f"{model_path} is already {spec.precision}; quantize the FP32 export instead")
-    out = Path(out_path) if out_path else model_path.with_name(model_path.stem + ".int8.onnx")
-    if out.resolve() == model_path.resolve():
-        raise ValueError(f"output {out} would overwrite the FP32 model; pick another -o")
+    model_path, spec, out = fp32_source_and_output(model_path, out_path, "int8", "quantize")
     if calib_inputs is None or (isinstance(calib_inputs, (list, tuple)) and not calib_inputs):
         raise CalibrationError("no calibration sources given (--calib); pass videos, image folders or live "
                                "sources that look like the deployment footage")
