@@ -1,7 +1,7 @@
 """Run one benchmark job in a fresh process: ``python -m benchmarks.worker '<json>'`` -> one JSON row on stdout.
 
-Why a process per row: (1) peak RSS is the whole process's high-water mark (``ru_maxrss``), which only means
-something for a process that ran just this model; (2) thread pools of one library (ONNX Runtime's spinning intra-op
+Why a process per row: (1) peak RSS is the whole process's high-water mark (VmHWM), which only means something
+for a process that ran just this model; (2) thread pools of one library (ONNX Runtime's spinning intra-op
 threads, torch's OpenMP pool) cannot steal the CPU from the next row's library - measured: a tiny model's torch
 latency went from 1.5 ms alone to 200 ms after ORT sessions in the same process on 2 cores.
 The parent builds the artifacts first, so the worker only loads and times.
@@ -9,7 +9,6 @@ The parent builds the artifacts first, so the worker only loads and times.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 from typing import Any
 
@@ -37,10 +36,26 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         row = run_pipeline(payload["artifact"], payload["backend"], payload["sources"], batch=payload["batch"])
     else:
         raise ValueError(f"unknown worker job {job!r}")
-    if row["status"] == "ok":
-        # ru_maxrss is KiB on Linux: the high-water mark of this process, which ran only this model
-        row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    hwm = _vm_hwm_mb()
+    if row["status"] == "ok" and hwm is not None:
+        row["peak_rss_mb"] = hwm
     return row
+
+
+def _vm_hwm_mb() -> float | None:
+    """Peak RSS of this process image (Linux VmHWM, reset by exec).
+
+    Not ru_maxrss: Linux carries it over from the parent across fork+exec, so a worker started by a parent that
+    once held 10 GB (a B7 export) would report 10 GB. Elsewhere the sampled peak from PeakRss stays.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
