@@ -93,7 +93,7 @@ class ArtifactCache:
         import torch
 
         from export.checkpoint import build_model, default_spec, save_checkpoint
-        from export.contract import ModelSpec, write_sidecar
+        from export.contract import write_sidecar
         from export.onnx_export import export_onnx
 
         from .macs import count_macs
@@ -103,9 +103,7 @@ class ArtifactCache:
         torch.manual_seed(SEED)
         model = build_model(spec, exportable=True)
         report = export_onnx(model, spec, onnx_path)
-        # JSON round trip: export provenance may hold torch.__version__ (a TorchVersion object), which
-        # torch.load(weights_only=True) refuses to unpickle; as JSON it becomes the plain string it should be.
-        ckpt_spec = ModelSpec.from_json(report.spec.to_json())
+        ckpt_spec = report.spec
         save_checkpoint(pt_path, model, ckpt_spec)
         write_sidecar(pt_path, ckpt_spec)  # load_spec()/load_runner() read a .pt's contract from its sidecar
         macs = count_macs(onnx_path, batch=1)

@@ -103,10 +103,12 @@ class ModelSpec:
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types only (str() for anything else, e.g. torch's TorchVersion in provenance), so the dict
+        survives ``torch.load(weights_only=True)`` inside checkpoints as well as JSON sidecars."""
         d = dataclasses.asdict(self)
         for name in ("input_size", "mean", "std", "labels"):
             d[name] = list(d[name])
-        return d
+        return json.loads(json.dumps(d, default=str))
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True)

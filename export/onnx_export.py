@@ -129,10 +129,10 @@ def export_onnx(model, spec: ModelSpec, out: str | Path, *, opset: int = DEFAULT
     if simplify:
         proto, simplified = _simplify(proto)
     se_pools = reduce_mean_to_global_pool(proto)
-    versions = {"torch": torch.__version__, "onnx": onnx.__version__, "opset": opset}
+    versions = {"torch": str(torch.__version__), "onnx": str(onnx.__version__), "opset": opset}
     try:
         import timm
-        versions["timm"] = timm.__version__
+        versions["timm"] = str(timm.__version__)
     except ImportError:
         pass
     spec = spec.with_provenance(export={"tool": "fakewatch export onnx", "versions": versions,

