@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export models: list variants, checkpoint -> verified ONNX",
+    p = sub.add_parser("export", help="list variants; checkpoint -> verified ONNX; INT8 quantize; FP16",
                        description="Export models. `fakewatch export --list` shows every supported variant.")
     p.add_argument("--list", action="store_true", help="print the variant table and exit")
     p.add_argument("--debug", action="store_true", help="show tracebacks")

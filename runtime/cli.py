@@ -11,13 +11,14 @@ import importlib
 import sys
 from typing import Sequence
 
+# in the order of the workflow: train -> export -> engine -> watch (probe sources first) -> bench
 SUBCOMMANDS: tuple[tuple[str, str], ...] = (
-    ("export", "export.cli"),
-    ("watch", "runtime.watch_cli"),
-    ("engine", "export.engine_cli"),
     ("train", "training.cli"),
-    ("bench", "benchmarks.cli"),
+    ("export", "export.cli"),
+    ("engine", "export.engine_cli"),
+    ("watch", "runtime.watch_cli"),
     ("probe", "streams.cli"),
+    ("bench", "benchmarks.cli"),
 )
 
 
@@ -48,8 +49,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        if args.command is None and hasattr(parser, "_default_command"):
-            pass
         parser.print_help()
         return 2
     try:
