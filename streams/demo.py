@@ -54,7 +54,10 @@ def load_clip(path: str) -> tuple[tuple[np.ndarray, ...], float]:
     """Decode the whole clip once (frames read-only, shared by every DemoSource) -> (frames, fps)."""
     import cv2
 
-    cap = cv2.VideoCapture(path)
+    from .ffmpeg_options import file_options
+
+    with file_options():
+        cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         raise SourceError(f"demo source: OpenCV cannot open {path}; check that opencv-python has FFmpeg support")
     fps = float(cap.get(cv2.CAP_PROP_FPS)) or 30000.0 / 1001.0

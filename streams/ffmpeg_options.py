@@ -42,14 +42,25 @@ def build(ours: dict[str, str]) -> str:
     return format_options(merged)
 
 
+def _set_env(value: str) -> None:
+    if value:
+        os.environ[ENV] = value
+    else:
+        os.environ.pop(ENV, None)
+
+
 @contextlib.contextmanager
 def ffmpeg_options(value: str) -> Iterator[None]:
-    """Hold OPENCV_FFMPEG_CAPTURE_OPTIONS == value for the duration of an open."""
+    """Hold OPENCV_FFMPEG_CAPTURE_OPTIONS == value for the duration of an open, then put the user's value back.
+
+    The variable is process-wide and OpenCV reads it for *every* FFmpeg open, files included: left at the network
+    value ("fflags;nobuffer|..."), later file opens lose their last frame or decode nothing at all.
+    """
     global _current, _inflight
     with _cond:
         _cond.wait_for(lambda: _inflight == 0 or _current == value)
         if _current != value:
-            os.environ[ENV] = value
+            _set_env(value)
             _current = value
         _inflight += 1
     try:
@@ -57,4 +68,12 @@ def ffmpeg_options(value: str) -> Iterator[None]:
     finally:
         with _cond:
             _inflight -= 1
+            if _inflight == 0:
+                _set_env(_USER_VALUE)
+                _current = _USER_VALUE
             _cond.notify_all()
+
+
+def file_options() -> contextlib.AbstractContextManager[None]:
+    """For opening files: the user's own options only (waits while a network open holds other options)."""
+    return ffmpeg_options(_USER_VALUE)

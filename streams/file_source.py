@@ -11,6 +11,7 @@ import cv2
 
 from streams.capture import as_bgr, sane_fps
 from streams.source import RawRead, Source, SourceError
+from streams.ffmpeg_options import file_options
 
 # How far paced playback may fall behind its clock before it re-anchors instead of bursting to catch up.
 MAX_PACING_LAG_S = 0.5
@@ -59,7 +60,8 @@ class FileSource(Source):
             raise self._fail("is a directory, not a video file")
         if not os.access(p, os.R_OK):
             raise self._fail("exists but is not readable by this user")
-        cap = cv2.VideoCapture(str(p), cv2.CAP_FFMPEG)
+        with file_options():   # never under a network open's demuxer options
+            cap = cv2.VideoCapture(str(p), cv2.CAP_FFMPEG)
         try:
             if not cap.isOpened():
                 raise self._fail(f"not a video OpenCV can open (tried the FFmpeg backend on {p.stat().st_size} "
@@ -81,7 +83,8 @@ class FileSource(Source):
     # -- Source API ------------------------------------------------------------------------------------------------
     def open(self) -> None:
         self.close()
-        cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        with file_options():
+            cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
         if not cap.isOpened():
             cap.release()
             raise self._fail("could not be reopened (deleted or replaced since it was checked?)")
@@ -136,7 +139,8 @@ class FileSource(Source):
         if self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
             return True
         self._cap.release()
-        self._cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        with file_options():
+            self._cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
         return bool(self._cap.isOpened())
 
     def _wait_until(self, media_ts: float) -> None:

@@ -157,3 +157,18 @@ def test_http_auth_and_web_page_errors(mjpeg_server, capfd):
     assert src.id == f"http://***@{host}/secure.mjpg"
     out, err = capfd.readouterr()
     assert "mjpeg-pw" not in out + err and "wrong-pw" not in out + err
+
+
+def test_network_options_do_not_leak_into_later_file_opens(tmp_path):
+    """OPENCV_FFMPEG_CAPTURE_OPTIONS is process-wide: after a network open it must be the user's value again,
+    or every later file open decodes with "nobuffer" demuxer flags (seen: last frame lost, demo clip empty)."""
+    import os
+
+    from streams import ffmpeg_options as fo
+
+    before = os.environ.get(fo.ENV)
+    with fo.ffmpeg_options("rtsp_transport;tcp|fflags;nobuffer"):
+        assert os.environ[fo.ENV] == "rtsp_transport;tcp|fflags;nobuffer"
+    assert os.environ.get(fo.ENV) == before
+    with fo.file_options():
+        assert os.environ.get(fo.ENV, "") == fo._USER_VALUE
