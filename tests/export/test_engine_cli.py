@@ -1,24 +1,13 @@
 """`fakewatch engine` without TensorRT: validates everything it can, then fails with one clear install message."""
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 
 from runtime.cli import SUBCOMMANDS, main
 
-
-def _models():
-    path = Path(__file__).with_name("tensorrt_fixtures.py")
-    spec = importlib.util.spec_from_file_location("fw_tensorrt_fixtures_cli", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-M = _models()
+from . import tensorrt_fixtures as M
 
 
 @pytest.fixture()

@@ -1,7 +1,6 @@
 """fakewatch engine, pure parts: batch profiles, Q/DQ inspection, version->flags table, sidecar, compat check."""
 from __future__ import annotations
 
-import importlib.util
 import itertools
 from pathlib import Path
 
@@ -14,15 +13,7 @@ from export.engine import (TRT_CAPABILITIES, BatchProfile, BuildOptions, EngineB
                            parse_profile, rebuild_command, write_engine_sidecar)
 
 
-def _models():
-    path = Path(__file__).with_name("tensorrt_fixtures.py")
-    spec = importlib.util.spec_from_file_location("fw_tensorrt_fixtures", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-M = _models()
+from . import tensorrt_fixtures as M  # noqa: E402
 FP32 = OnnxPrecisionInfo()
 QDQ = OnnxPrecisionInfo(quantize_nodes=5, dequantize_nodes=9)
 FP16 = OnnxPrecisionInfo(fp16_tensors=12)
