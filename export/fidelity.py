@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from runtime.decision import sigmoid
+
 from .contract import ModelSpec
 
 FIDELITY_SUFFIX = ".fidelity.json"
@@ -40,27 +42,14 @@ def run_onnx(path: str | Path, inputs: np.ndarray, spec: ModelSpec, batch: int =
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
-    """ROC AUC (Mann-Whitney U with tied ranks averaged); None unless both classes are present."""
+    """ROC AUC over the labelled samples (NaN label = unknown); None unless both classes are present."""
+    from training.metrics import roc_auc   # numpy-only; one AUC implementation for training and export
+
     keep = ~np.isnan(labels)
-    s, y = np.asarray(scores, np.float64)[keep], labels[keep] > 0.5
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
+    y = (labels[keep] > 0.5).astype(np.int64)
+    if y.size == 0 or y.min() == y.max():
         return None
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s), np.float64)
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):   # average ranks over ties
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
+    return roc_auc(y, np.asarray(scores, np.float64)[keep])
 
 
 @dataclass
@@ -122,7 +111,7 @@ def compare_outputs(ref: np.ndarray, cand: np.ndarray, spec: ModelSpec, labels: 
         out.update(flips=int((~agree).sum()), flip_rate=float(1.0 - agree.mean()),
                    top1_agreement=float(agree.mean()))
     else:
-        p_ref, p_cand = _sigmoid(ref[:, 0]), _sigmoid(cand[:, 0])
+        p_ref, p_cand = sigmoid(ref[:, 0]), sigmoid(cand[:, 0])
         flipped = (p_ref >= spec.threshold) != (p_cand >= spec.threshold)
         out.update(flips=int(flipped.sum()), flip_rate=float(flipped.mean()), threshold=float(spec.threshold))
         if labels is not None:

@@ -214,3 +214,11 @@ def test_quant_cli_quantize_and_gate_exit_code(tiny_onnx, calib_dir, tmp_path, c
     rc = main(["export", "quantize", str(tiny_onnx), "--target", "cpu", "--calib", str(tmp_path / "missing"),
                "-o", str(tmp_path / "x.onnx")])
     assert rc == 1 and "does not exist" in capsys.readouterr().err
+
+
+def test_fidelity_auc_skips_unlabelled_and_needs_both_classes():
+    from export.fidelity import auc
+
+    assert auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0.0, 0.0, 1.0, 1.0])) == 0.75
+    assert auc(np.array([0.3, 0.3, 0.9]), np.array([0.0, 1.0, np.nan])) == 0.5    # tie, NaN label ignored
+    assert auc(np.array([0.1, 0.2]), np.array([1.0, np.nan])) is None
