@@ -46,6 +46,39 @@ def test_onnx_detected_and_run_by_onnxruntime(tiny_onnx, tiny_spec):
         runner.infer(x)
 
 
+def test_shard_bounds_split_evenly_and_cover_every_row():
+    from runtime.backends.onnxruntime_runner import shard_bounds
+
+    assert shard_bounds(8, 2) == [(0, 4), (4, 8)]
+    assert shard_bounds(7, 3) == [(0, 3), (3, 5), (5, 7)]
+    assert shard_bounds(1, 4) == [(0, 1)]              # never an empty shard
+    for n in range(1, 20):
+        for k in range(1, 6):
+            b = shard_bounds(n, k)
+            sizes = [e - s for s, e in b]
+            assert b[0][0] == 0 and b[-1][1] == n and all(x >= 1 for x in sizes) and max(sizes) - min(sizes) <= 1
+            assert all(b[i][1] == b[i + 1][0] for i in range(len(b) - 1))
+
+
+def test_onnxruntime_streams_give_the_same_logits_in_order(tiny_onnx):
+    from runtime.backends.onnxruntime_runner import resolve_streams
+
+    x = np.random.default_rng(2).standard_normal((7, 3, 64, 64)).astype(np.float32)
+    x[3] *= 5   # rows differ enough that a swapped shard would show
+    with load_runner(tiny_onnx, intra_op_threads=1) as one:
+        ref = one.infer(x)
+    with load_runner(tiny_onnx, streams=3) as sharded:
+        assert sharded._pool is not None and sharded.streams == 3
+        got = sharded.infer(x)
+        got1 = sharded.infer(x[2:3])                    # a batch smaller than streams runs as one shard
+    assert not sharded.is_active and sharded._pool is None
+    assert np.abs(got - ref).max() < 1e-5 and np.abs(got1[0] - ref[2]).max() < 1e-5
+    assert resolve_streams("auto") >= 1
+    for bad in (0, -2, "many"):
+        with pytest.raises(ValueError, match="streams must be a count >= 1 or 'auto'"):
+            load_runner(tiny_onnx, streams=bad)
+
+
 def test_torch_checkpoint_matches_exported_onnx(tmp_path, tiny_spec):
     torch = pytest.importorskip("torch")
     from export.checkpoint import build_model, save_checkpoint

@@ -210,6 +210,24 @@ def test_cli_errors_are_one_line(tmp_path, tiny_onnx, capsys, monkeypatch):
     assert "--window '2 parsecs'" in capsys.readouterr().err
     assert main(["watch", "--print-schema"]) == 0
     assert json.loads(capsys.readouterr().out)["oneOf"]
+    assert main(["watch", "x.mp4", "--model", str(tiny_onnx), "--streams", "many"]) == 1
+    assert "--streams must be a whole number or 'auto', got 'many'" in capsys.readouterr().err
+
+
+def test_cli_streams_shard_multi_source_batches(tmp_path, tiny_onnx):
+    from runtime.cli import main
+
+    video = write_video(tmp_path / "clip.mp4", frames=20, fps=25.0)
+    out = tmp_path / "alerts.jsonl"
+    rc = main(["watch", str(video), str(video), "--model", str(tiny_onnx), "--streams", "2", "--batch", "2",
+               "--json", str(out), "--status-interval", "0", "--no-live", "--no-pace", "--frames"])
+    assert rc == 0
+    recs = read_jsonl(out)
+    summary = recs[-1]
+    assert summary["type"] == "summary" and len(summary["streams"]) == 2
+    assert all(s["frames"] == 20 for s in summary["streams"].values())   # --no-pace: every frame scored
+    probs = [r for r in recs if r["type"] == "frame"]
+    assert len(probs) == 40
 
 
 @pytest.mark.rtsp
