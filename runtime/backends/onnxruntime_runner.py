@@ -44,7 +44,8 @@ class OnnxRuntimeRunner(Runner):
     ``intra_op_threads`` threads (default 1) - OpenVINO's "throughput streams". ONNX Runtime's convolutions
     (QLinearConv above all) loop over the images of a batch and parallelise only inside each image, which leaves
     cores idle on small feature maps; one image stream per core keeps them busy. Measured at batch 8 on a 2-core
-    x86 (docs/quantization.md): Lite0 FP32 +25 %, INT8 +45 %; B0 FP32 +15 %, INT8 +30 % over one 2-thread run.
+    x86 (benchmarks/results/quant_speed.json): Lite0 FP32 +31 %, INT8 +49 %; B0 FP32 +12 %, INT8 +33 % over one
+    2-thread run per batch.
     Batches smaller than ``streams`` use fewer shards; with the CUDA provider it is ignored (one run per batch).
     """
 
@@ -74,19 +75,13 @@ class OnnxRuntimeRunner(Runner):
                                f"onnxruntime-gpu instead of onnxruntime, or use --device cpu")
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if (
             has_cuda and self.device in ("auto", "cuda")) else ["CPUExecutionProvider"]
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        on_cpu = providers == ["CPUExecutionProvider"]
-        sharded = on_cpu and self.streams > 1
-        threads = self.intra_op_threads or (1 if sharded else 0)
-        if threads > 0:
-            so.intra_op_num_threads = threads
-        sess = self._open(ort, so, providers)
+        sharded = providers == ["CPUExecutionProvider"] and self.streams > 1
+        sess = self._open(ort, providers, self.intra_op_threads or (1 if sharded else 0))
         self._check_io(sess)
         if sharded and self._fixed_batch:   # a fixed-batch export takes exactly max_batch rows: no shards
             sharded = False
             if not self.intra_op_threads:
-                sess = self._open(ort, ort.SessionOptions(), providers)
+                sess = self._open(ort, providers, 0)
         self.providers = sess.get_providers()
         self._session = sess
         if sharded:
@@ -95,7 +90,11 @@ class OnnxRuntimeRunner(Runner):
             # InferenceSession.run is thread-safe and releases the GIL; one worker per shard
             self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="ort-stream")
 
-    def _open(self, ort, so, providers):
+    def _open(self, ort, providers: list[str], threads: int):
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads > 0:
+            so.intra_op_num_threads = threads
         try:
             return ort.InferenceSession(str(self.artifact), sess_options=so, providers=providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types

@@ -79,6 +79,24 @@ def test_onnxruntime_streams_give_the_same_logits_in_order(tiny_onnx):
             load_runner(tiny_onnx, streams=bad)
 
 
+def test_fixed_batch_export_ignores_streams_and_pads(tiny_onnx, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from export.contract import load_spec
+
+    m = onnx.load(str(tiny_onnx))
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 4
+    fixed = tmp_path / "fixed4.onnx"
+    onnx.save(m, str(fixed))
+    write_sidecar(fixed, load_spec(tiny_onnx))
+    x = np.random.default_rng(3).standard_normal((3, 3, 64, 64)).astype(np.float32)
+    with load_runner(tiny_onnx, intra_op_threads=1) as one:
+        ref = one.infer(x)
+    with load_runner(fixed, streams=2) as runner:
+        assert runner.max_batch == 4 and runner._pool is None   # exactly 4 rows per run: nothing to shard
+        got = runner.infer(x)                                   # 3 rows padded to 4, 3 returned
+    assert got.shape == (3, 1) and np.abs(got - ref).max() < 1e-5
+
+
 def test_torch_checkpoint_matches_exported_onnx(tmp_path, tiny_spec):
     torch = pytest.importorskip("torch")
     from export.checkpoint import build_model, save_checkpoint
