@@ -17,7 +17,7 @@ $(VENV)/.runtime: | $(BIN)/python
 
 $(VENV)/.dev: | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH_PINS)
-	$(BIN)/pip install -q -e '.[export,train,bench,dev]'
+	$(BIN)/pip install -q -e '.[export,train,bench,dev,openvino]'
 	touch $@
 
 install-runtime: $(VENV)/.runtime

@@ -41,6 +41,29 @@ def run_onnx(path: str | Path, inputs: np.ndarray, spec: ModelSpec, batch: int =
     return np.concatenate(outs).astype(np.float32)
 
 
+def run_artifact(path: str | Path, inputs: np.ndarray, spec: ModelSpec, backend: str = "onnxruntime",
+                 batch: int = 8) -> tuple[np.ndarray, str]:
+    """Outputs of an ONNX artifact on the backend it deploys on, and that backend's name with its version.
+
+    ``onnxruntime`` (and ``tensorrt``, whose Q/DQ ONNX is measured here as the portable reference) run through
+    :func:`run_onnx`; ``openvino`` through the runtime's OpenVINO runner when installed, else ONNX Runtime (the
+    report says which ran).
+    """
+    if backend == "openvino":
+        import importlib.util
+
+        if importlib.util.find_spec("openvino") is not None:
+            from runtime.backends.openvino_runner import OpenVINORunner
+
+            with OpenVINORunner(path, spec) as runner:
+                out = np.concatenate([runner.infer(np.ascontiguousarray(inputs[i:i + batch]))
+                                      for i in range(0, len(inputs), batch)])
+            return out, f"openvino {runner.version}"
+    import onnxruntime
+
+    return run_onnx(path, inputs, spec, batch), f"onnxruntime {onnxruntime.__version__}"
+
+
 def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     """ROC AUC over the labelled samples (NaN label = unknown); None unless both classes are present."""
     from training.metrics import roc_auc   # numpy-only; one AUC implementation for training and export
@@ -69,6 +92,7 @@ class FidelityReport:
     auc_candidate: float | None = None
     max_flip_rate: float | None = None   # the gate, when one was set
     passed: bool = True
+    evaluated_with: str = ""         # the backend (and version) the candidate ran on; the reference runs on ORT
     holdout: dict[str, Any] = field(default_factory=dict)   # where the held-out frames came from
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,7 +104,8 @@ class FidelityReport:
         return path
 
     def summary(self) -> str:
-        lines = [f"fidelity   {self.precision} vs fp32 on {self.samples} held-out sample(s)",
+        on = f" ({self.precision} on {self.evaluated_with})" if self.evaluated_with else ""
+        lines = [f"fidelity   {self.precision} vs fp32 on {self.samples} held-out sample(s){on}",
                  f"  logit    max |diff| {self.max_abs_diff:.4g}, mean |diff| {self.mean_abs_diff:.4g}"]
         if self.top1_agreement is not None:
             lines.append(f"  top-1    agreement with fp32 {self.top1_agreement:.1%} "
@@ -121,13 +146,16 @@ def compare_outputs(ref: np.ndarray, cand: np.ndarray, spec: ModelSpec, labels: 
 
 def fidelity_report(reference: str | Path, candidate: str | Path, inputs: np.ndarray, spec: ModelSpec, *,
                     precision: str, labels: np.ndarray | None = None, max_flip_rate: float | None = None,
-                    holdout: dict[str, Any] | None = None, batch: int = 8) -> FidelityReport:
-    """Run both artifacts on the held-out ``inputs`` and compare (see module docstring)."""
+                    holdout: dict[str, Any] | None = None, batch: int = 8,
+                    candidate_backend: str = "onnxruntime") -> FidelityReport:
+    """Run both artifacts on the held-out ``inputs`` and compare (see module docstring). The FP32 reference runs on
+    ONNX Runtime, the candidate on ``candidate_backend`` (:func:`run_artifact`)."""
     ref = run_onnx(reference, inputs, spec, batch)
-    cand = run_onnx(candidate, inputs, spec, batch)
+    cand, evaluated_with = run_artifact(candidate, inputs, spec, candidate_backend, batch)
     nums = compare_outputs(ref, cand, spec, labels)
     report = FidelityReport(reference=str(reference), candidate=str(candidate), precision=precision,
-                            max_flip_rate=max_flip_rate, holdout=dict(holdout or {}), **nums)
+                            max_flip_rate=max_flip_rate, holdout=dict(holdout or {}), evaluated_with=evaluated_with,
+                            **nums)
     if max_flip_rate is not None:
         report.passed = report.flip_rate <= max_flip_rate
     return report

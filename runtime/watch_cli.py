@@ -17,7 +17,9 @@ from typing import Any
 from .backends import BACKENDS
 
 #: name of each backend's CPU-threads option
-THREAD_OPTION = {"onnxruntime": "intra_op_threads", "torch": "threads"}
+THREAD_OPTION = {"onnxruntime": "intra_op_threads", "torch": "threads", "openvino": "threads"}
+#: backends with a CPU throughput mode (``streams``)
+STREAMS_BACKENDS = ("onnxruntime", "openvino")
 DEMO_MODEL = Path(__file__).resolve().parent / "assets" / "demo" / "demo_model.onnx"
 
 
@@ -34,14 +36,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="model artifact: .onnx (+ sidecar), TensorRT plan with sidecar, or fakewatch checkpoint "
                         "(default: the bundled demo model)")
     p.add_argument("--backend", choices=tuple(BACKENDS), default=None,
-                   help="inference backend (default: picked from the model's type)")
+                   help="inference backend (default: picked from the model's type; an INT8 model quantized with "
+                        "--target openvino runs on openvino when it is installed)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
-                   help="onnxruntime/torch device (default: auto for onnxruntime, cpu for torch)")
+                   help="onnxruntime/torch device (default: auto for onnxruntime, cpu for torch and openvino)")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU inference threads (0 = backend default; per stream with --streams)")
     p.add_argument("--streams", default=None, metavar="N|auto",
-                   help="onnxruntime on CPU: split each batch into N shards run at once, one thread each by "
-                        "default ('auto' = one per core); more throughput for multi-source batches")
+                   help="onnxruntime/openvino on CPU: split each batch into N shards run at once, one thread each "
+                        "by default ('auto' = one per core); more throughput for multi-source batches")
     g = p.add_argument_group("batching")
     g.add_argument("--batch", type=int, default=None,
                    help="max model inputs per batch (default: number of sources, at least --max-faces for face "
@@ -125,7 +128,7 @@ def _run_watch(args: argparse.Namespace) -> int:
     from streams import open_source
 
     from .alerts import ALERT_SCHEMA, JsonlSink, LiveView
-    from .backends import detect_artifact, load_runner
+    from .backends import artifact_backend, load_runner
     from .decision import DecisionConfig
     from .pipeline import Pipeline, WatchConfig, check_watchable
 
@@ -140,15 +143,16 @@ def _run_watch(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-wait-ms must be >= 0, got {args.max_wait_ms}")
     window, unit = parse_window(args.window)
     model = resolve_model(args.model)
-    backend = args.backend or detect_artifact(model).backends[0]
+    backend = args.backend or artifact_backend(model)
     runner_opts: dict[str, Any] = {}
     if args.device is not None:
         runner_opts["device"] = args.device
     if args.threads:
         runner_opts[THREAD_OPTION.get(backend, "threads")] = args.threads
     if args.streams is not None:
-        if backend != "onnxruntime":
-            raise ValueError(f"--streams applies to the onnxruntime backend; {model} runs on {backend}")
+        if backend not in STREAMS_BACKENDS:
+            raise ValueError(f"--streams applies to the {' and '.join(STREAMS_BACKENDS)} backends; {model} runs on "
+                             f"{backend}")
         runner_opts["streams"] = args.streams if args.streams == "auto" else _int_arg("--streams", args.streams)
     runner = load_runner(model, backend, **runner_opts)
     check_watchable(runner.spec, model)

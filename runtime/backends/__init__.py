@@ -10,6 +10,8 @@ Two tables drive everything (no if/elif on file suffixes):
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,15 @@ BACKENDS: dict[str, str] = {
     "onnxruntime": "runtime.backends.onnxruntime_runner:OnnxRuntimeRunner",
     "torch": "runtime.backends.torch_runner:TorchRunner",
     "tensorrt": "runtime.backends.tensorrt_runner:TensorRTRunner",
+    "openvino": "runtime.backends.openvino_runner:OpenVINORunner",
 }
+
+#: backend -> the module it needs, checked (never imported) when the default backend is chosen
+_BACKEND_MODULES: dict[str, str] = {"onnxruntime": "onnxruntime", "torch": "torch", "tensorrt": "tensorrt",
+                                    "openvino": "openvino"}
+_INSTALL: dict[str, str] = {"onnxruntime": "pip install fakewatch", "torch": "pip install 'fakewatch[export]'",
+                            "tensorrt": "TensorRT >= 10 and pip install 'fakewatch[tensorrt]'",
+                            "openvino": "pip install 'fakewatch[openvino]'"}
 
 
 # ----------------------------------------------------------------------------- content sniffing
@@ -84,7 +94,7 @@ class ArtifactType:
 ARTIFACT_TYPES: tuple[ArtifactType, ...] = (
     ArtifactType("tensorrt-plan", _has_tensorrt_sidecar, ("tensorrt",), _tensorrt_spec,
                  "TensorRT engine plan with a fakewatch sidecar containing a 'tensorrt' section"),
-    ArtifactType("onnx", _is_onnx, ("onnxruntime",), load_spec, "ONNX model (protobuf)"),
+    ArtifactType("onnx", _is_onnx, ("onnxruntime", "openvino"), load_spec, "ONNX model (protobuf)"),
     ArtifactType("torch-checkpoint", _is_torch_zip, ("torch",), _torch_spec,
                  "fakewatch torch checkpoint (torch.save zip)"),
 )
@@ -116,19 +126,52 @@ def runner_class(backend: str) -> type[Runner]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise BackendError(f"backend {backend!r} is not available here ({exc}); use another --backend or install "
-                           f"its extra (e.g. pip install 'fakewatch[tensorrt]')") from None
+                           f"what it needs ({_INSTALL.get(backend, 'pip install fakewatch')})") from None
     return getattr(module, cls_name)
 
 
-def load_runner(artifact: str | Path, backend: str | None = None, **opts: Any) -> Runner:
-    """A (not yet activated) runner for ``artifact``; backend from the artifact's detected type unless given."""
+def _installed(backend: str) -> bool:
+    try:
+        return importlib.util.find_spec(_BACKEND_MODULES.get(backend, backend)) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def default_backend(kind: ArtifactType, spec: ModelSpec) -> str:
+    """The backend an artifact runs on unless one is asked for.
+
+    An INT8 artifact records the backend its quantization recipe was tuned for (``provenance.quantization.backend``,
+    e.g. ``openvino``); that one is used when it can run this artifact type and is installed here. Otherwise the
+    type's first backend, with a note on stderr when the tuned one is missing (the artifact still runs, slower).
+    """
+    tuned = (spec.provenance.get("quantization") or {}).get("backend")
+    if tuned in kind.backends and tuned != kind.backends[0]:
+        if _installed(tuned):
+            return tuned
+        print(f"note: {spec.variant} artifact was quantized for the {tuned} backend, which is not installed here; "
+              f"running it on {kind.backends[0]} (slower; {_INSTALL.get(tuned, tuned)} to use {tuned})",
+              file=sys.stderr)
+    return kind.backends[0]
+
+
+def artifact_backend(artifact: str | Path) -> str:
+    """:func:`default_backend` for a model file (its type and contract read from the file and its sidecar)."""
     path = Path(artifact)
     kind = detect_artifact(path)
-    if backend is None:
-        backend = kind.backends[0]
-    elif backend not in BACKENDS:
+    try:
+        return default_backend(kind, kind.read_spec(path))
+    except ContractError as exc:
+        raise ValueError(f"model {path}: {exc}") from None
+
+
+def load_runner(artifact: str | Path, backend: str | None = None, **opts: Any) -> Runner:
+    """A (not yet activated) runner for ``artifact``; backend from the artifact (:func:`default_backend`) unless
+    given."""
+    path = Path(artifact)
+    kind = detect_artifact(path)
+    if backend is not None and backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
-    elif backend not in kind.backends:
+    if backend is not None and backend not in kind.backends:
         raise ValueError(f"model {path.name} is a {kind.name} ({kind.description}); backend {backend!r} cannot run "
                          f"it (use {' or '.join(kind.backends)}, or convert the model: `fakewatch export onnx` for "
                          f"checkpoints, a TensorRT build for ONNX)")
@@ -136,8 +179,10 @@ def load_runner(artifact: str | Path, backend: str | None = None, **opts: Any) -
         spec = kind.read_spec(path)
     except ContractError as exc:
         raise ValueError(f"model {path}: {exc}") from None
+    if backend is None:
+        backend = default_backend(kind, spec)
     return runner_class(backend)(path, spec, **opts)
 
 
-__all__ = ["ARTIFACT_TYPES", "BACKENDS", "ArtifactType", "BackendError", "Runner", "detect_artifact",
-           "load_runner", "runner_class"]
+__all__ = ["ARTIFACT_TYPES", "BACKENDS", "ArtifactType", "BackendError", "Runner", "artifact_backend",
+           "default_backend", "detect_artifact", "load_runner", "runner_class"]

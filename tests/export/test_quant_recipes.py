@@ -2,6 +2,7 @@
 the fidelity gate, and clear refusals of empty/unreadable calibration sources."""
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def quantized(tiny_onnx, calib_dir, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("q")
     return {t: quantize_onnx(tiny_onnx, out / f"tiny.{t}.onnx", t, [calib_dir], "minmax", calib_frames=16,
-                             holdout_frames=8, progress=False) for t in ("cpu", "tensorrt")}
+                             holdout_frames=8, progress=False) for t in ("cpu", "openvino", "tensorrt")}
 
 
 def _qdq(path):
@@ -49,7 +50,7 @@ def _qdq(path):
     return m, init, nodes
 
 
-@pytest.mark.parametrize("target", ["cpu", "tensorrt"])
+@pytest.mark.parametrize("target", ["cpu", "openvino", "tensorrt"])
 def test_quant_recipe_runs_in_ort_with_contract(quantized, tiny_onnx, target):
     from export.contract import load_spec, read_onnx_spec
 
@@ -83,8 +84,9 @@ def test_quant_tensorrt_recipe_is_symmetric_int8(quantized):
                if n.op_type == "DequantizeLinear" and n.input[1] in init)
 
 
-def test_quant_tensorrt_recipe_keeps_sigmoid_float(quantized):
-    m, _, _ = _qdq(quantized["tensorrt"].path)
+@pytest.mark.parametrize("target", ["openvino", "tensorrt"])
+def test_quant_recipe_keeps_sigmoid_float(quantized, target):
+    m, _, _ = _qdq(quantized[target].path)
     producers = {o: n.op_type for n in m.graph.node for o in n.output}
     consumers: dict[str, list[str]] = {}
     for n in m.graph.node:
@@ -97,14 +99,73 @@ def test_quant_tensorrt_recipe_keeps_sigmoid_float(quantized):
         assert "QuantizeLinear" not in consumers.get(n.output[0], []), f"{n.name} feeds a QuantizeLinear"
 
 
-def test_quant_cpu_recipe_activations_are_uint8(quantized):
-    m, init, nodes = _qdq(quantized["cpu"].path)
+@pytest.mark.parametrize("target", ["cpu", "openvino"])
+def test_quant_cpu_recipes_activations_are_uint8(quantized, target):
+    m, init, nodes = _qdq(quantized[target].path)
     weights = {i.name for i in m.graph.initializer}
     act_q = [n for n in nodes if n.op_type == "QuantizeLinear" and n.input[0] not in weights]
     assert act_q
     for n in act_q:
         assert init[n.input[2]].dtype == np.uint8, n.name
     assert any(init[n.input[2]].any() for n in act_q), "expected asymmetric (non-zero) activation zero points"
+
+
+def _silu_conv_outputs(path) -> tuple[int, int]:
+    """(Conv outputs whose real consumers, seen through Q/DQ pairs, are SiLU's Sigmoid+Mul; how many of those
+    feed a QuantizeLinear)."""
+    m = onnx.load(str(path))
+    consumers: dict[str, list] = {}
+    for n in m.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+
+    def real(name: str) -> set[str]:
+        ops: set[str] = set()
+        for c in consumers.get(name, []):
+            ops |= real(c.output[0]) if c.op_type in ("QuantizeLinear", "DequantizeLinear") else {c.op_type}
+        return ops
+
+    silu = [n.output[0] for n in m.graph.node if n.op_type == "Conv" and real(n.output[0]) == {"Sigmoid", "Mul"}]
+    return len(silu), sum(any(c.op_type == "QuantizeLinear" for c in consumers[o]) for o in silu)
+
+
+def test_quant_openvino_recipe_quantizes_conv_inputs_not_outputs(quantized):
+    """OpenVINO's int8 fusions want Q/DQ at Conv inputs only: a Conv whose output goes to SiLU (float) gets no
+    QuantizeLinear after it, unlike the cpu recipe (which ONNX Runtime needs to form QLinearConv)."""
+    ov_res, cpu_res = quantized["openvino"], quantized["cpu"]
+    q = ov_res.spec.provenance["quantization"]
+    assert q["target"] == "openvino" and q["backend"] == "openvino"
+    assert set(q["op_types_quantized"]) <= {"Conv", "Gemm", "Add"} and "Conv" in q["op_types_quantized"]
+    assert q["outputs_kept_float_of"] == ["Conv", "Gemm"]
+    ov_silu, ov_quantized = _silu_conv_outputs(ov_res.path)
+    cpu_silu, cpu_quantized = _silu_conv_outputs(cpu_res.path)
+    assert ov_silu == cpu_silu > 0 and ov_quantized == 0 and cpu_quantized > 0
+    assert ov_res.path.name == "tiny.openvino.onnx"
+    if importlib.util.find_spec("openvino") is not None:
+        assert ov_res.fidelity.evaluated_with.startswith("openvino ")
+    assert quantized["cpu"].fidelity.evaluated_with.startswith("onnxruntime ")
+
+
+def test_quant_default_output_names_follow_the_recipe(tiny_onnx, calib_dir, tmp_path):
+    import shutil
+
+    from export.contract import sidecar_path
+    from export.quantize import RECIPES, quantize_onnx
+
+    src = tmp_path / "m.onnx"
+    shutil.copy(tiny_onnx, src)
+    shutil.copy(sidecar_path(tiny_onnx), sidecar_path(src))
+    res = quantize_onnx(src, None, "openvino", [calib_dir], calib_frames=8, holdout_frames=4, progress=False)
+    assert res.path == tmp_path / "m.int8-ov.onnx" and res.path.is_file()
+    assert {t: r.suffix for t, r in RECIPES.items()} == {"cpu": ".int8.onnx", "openvino": ".int8-ov.onnx",
+                                                         "tensorrt": ".int8-trt.onnx"}
+
+
+def test_quant_cli_targets_are_the_recipes():
+    from export.cli import QUANT_TARGETS
+    from export.quantize import RECIPES
+
+    assert set(QUANT_TARGETS) == set(RECIPES)
 
 
 def test_quant_flip_gate_fails_and_keeps_fp32(tiny_onnx, calib_dir, tmp_path):

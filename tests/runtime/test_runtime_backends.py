@@ -18,13 +18,13 @@ from runtime.pipeline import check_watchable
 def test_import_runtime_is_light():
     code = ("import sys, runtime, runtime.backends, runtime.pipeline, runtime.watch_cli, runtime.alerts, "
             "runtime.latency, runtime.decision, runtime.batcher, runtime.roi, runtime.preprocess\n"
-            "heavy = [m for m in ('torch', 'tensorrt', 'pycuda', 'timm') if m in sys.modules]\n"
+            "heavy = [m for m in ('torch', 'tensorrt', 'pycuda', 'timm', 'openvino') if m in sys.modules]\n"
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 def test_tables_cover_the_briefing():
-    assert set(BACKENDS) == {"onnxruntime", "torch", "tensorrt"}
+    assert set(BACKENDS) == {"onnxruntime", "torch", "tensorrt", "openvino"}
     assert [k.name for k in ARTIFACT_TYPES] == ["tensorrt-plan", "onnx", "torch-checkpoint"]
 
 
@@ -47,7 +47,7 @@ def test_onnx_detected_and_run_by_onnxruntime(tiny_onnx, tiny_spec):
 
 
 def test_shard_bounds_split_evenly_and_cover_every_row():
-    from runtime.backends.onnxruntime_runner import shard_bounds
+    from runtime.backends.sharding import shard_bounds
 
     assert shard_bounds(8, 2) == [(0, 4), (4, 8)]
     assert shard_bounds(7, 3) == [(0, 3), (3, 5), (5, 7)]
@@ -61,7 +61,7 @@ def test_shard_bounds_split_evenly_and_cover_every_row():
 
 
 def test_onnxruntime_streams_give_the_same_logits_in_order(tiny_onnx):
-    from runtime.backends.onnxruntime_runner import resolve_streams
+    from runtime.backends.sharding import resolve_streams
 
     x = np.random.default_rng(2).standard_normal((7, 3, 64, 64)).astype(np.float32)
     x[3] *= 5   # rows differ enough that a swapped shard would show

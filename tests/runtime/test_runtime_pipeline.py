@@ -285,3 +285,20 @@ def test_device_input_runner_gets_frames_and_boxes_and_matches_host_path(tmp_pat
     assert a.shape == b.shape == (40,)
     assert np.abs(a - b).max() < 0.02  # kernel math vs cv2 fixed-point resize: < 1 uint8 step of input
     assert all(r["latency_ms"]["preprocess"] >= 0 and r["latency_ms"]["batch"] >= 0 for r in dev.frame_records)
+
+
+def test_cli_openvino_backend_watches_two_sources(tmp_path, tiny_onnx):
+    pytest.importorskip("openvino")
+    from runtime.cli import main
+
+    video = write_video(tmp_path / "clip.mp4", frames=12, fps=25.0)
+    out = tmp_path / "alerts.jsonl"
+    rc = main(["watch", str(video), str(video), "--model", str(tiny_onnx), "--backend", "openvino", "--streams",
+               "2", "--batch", "2", "--json", str(out), "--status-interval", "0", "--no-live", "--no-pace",
+               "--frames"])
+    assert rc == 0
+    recs = read_jsonl(out)
+    summary = recs[-1]
+    assert summary["type"] == "summary" and summary["backend"] == "openvino"
+    assert all(s["frames"] == 12 for s in summary["streams"].values())
+    assert len([r for r in recs if r["type"] == "frame"]) == 24
