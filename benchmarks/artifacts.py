@@ -136,6 +136,19 @@ class ArtifactCache:
             raise RuntimeError(f"int8: export.quantize did not write {out}")
         return out
 
+    def int8_openvino(self, variant: str) -> Path:
+        """INT8 ONNX with the openvino recipe (u8 Q/DQ at Conv/Gemm inputs), the one OpenVINO runs fastest."""
+        out = self.dir(variant) / "model.int8-ov.onnx"
+        if out.is_file():
+            return out
+        from export.quantize import quantize_onnx
+
+        from .media import synthetic_video
+
+        video = synthetic_video(self.root / "media", frames=48)
+        quantize_onnx(self.fp32(variant), out, "openvino", [str(video)], "minmax", **_CALIB)
+        return out
+
     def fp16(self, variant: str) -> Path:
         """FP16 ONNX (fp16 weights/compute, fp32 I/O) made by ``export.fp16.convert_fp16``."""
         out = self.dir(variant) / "model.fp16.onnx"
@@ -192,6 +205,12 @@ class ArtifactCache:
             return self.torch_checkpoint(variant)
         if backend == "tensorrt":
             return self.tensorrt_engine(variant, precision, batch)
+        if backend == "openvino":
+            if precision == "fp16":
+                raise Unavailable("openvino: fp16 rows are not measured (OpenVINO on a CPU computes an FP16 model "
+                                  "in f32 or bf16; its INT8 row is the fast path)")
+            if precision == "int8":
+                return self.int8_openvino(variant)
         if precision == "fp32":
             return self.fp32(variant)
         if precision == "int8":

@@ -20,7 +20,7 @@ from runtime.backends.base import BackendError, Runner
 
 from .artifacts import Unavailable
 
-BACKENDS = ("onnxruntime", "torch", "tensorrt")
+BACKENDS = ("onnxruntime", "openvino", "torch", "tensorrt")
 
 
 def _has(module: str) -> bool:
@@ -44,6 +44,8 @@ def backend_unavailable_reason(backend: str) -> str | None:
         return f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})"
     if backend == "onnxruntime" and not _has("onnxruntime"):
         return "onnxruntime: not installed"
+    if backend == "openvino" and not _has("openvino"):
+        return "openvino: not installed (pip install 'fakewatch[openvino]')"
     if backend == "torch" and not _has("torch"):
         return "torch: not installed (pip install 'fakewatch[export]')"
     if backend == "tensorrt":

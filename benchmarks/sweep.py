@@ -16,7 +16,7 @@ from .report import E2E_VIEW, MODEL_VIEW, fmt, print_table, skipped_lines, write
 
 QUICK_VARIANTS = ("b0", "lite0")
 FULL_VARIANTS = tuple(f"b{i}" for i in range(8)) + tuple(f"lite{i}" for i in range(5))
-ALL_BACKENDS = ("onnxruntime", "torch", "tensorrt")
+ALL_BACKENDS = ("onnxruntime", "openvino", "torch", "tensorrt")
 ALL_PRECISIONS = ("fp32", "int8", "fp16")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 
 import pytest
@@ -18,7 +19,7 @@ from runtime.cli import main  # noqa: E402
 def bench_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("bench-work")
     out = tmp_path_factory.mktemp("bench-out") / "smoke"
-    rc = main(["bench", "--variants", "test", "--backend", "onnxruntime,torch,tensorrt", "--precision", "fp32,int8",
+    rc = main(["bench", "--variants", "test", "--backend", "onnxruntime,openvino,torch,tensorrt", "--precision", "fp32,int8",
                "--batch", "1,2", "--iters", "4", "--warmup", "1", "--max-seconds", "2",
                "--e2e-variants", "test", "--e2e-sources", "1,2", "--e2e-batch", "2", "--e2e-frames", "16",
                "--workdir", str(work), "-o", str(out)])
@@ -68,7 +69,7 @@ def test_csv_matches_json(bench_run):
 def test_model_rows_cover_the_plan_with_real_or_explained_values(bench_run):
     _, out = bench_run
     model = [r for r in _rows(out) if r["kind"] == "model"]
-    assert len(model) == 3 * 2 * 2  # backends x precisions x batches
+    assert len(model) == 4 * 2 * 2  # backends x precisions x batches
     by = {(r["backend"], r["precision"], r["batch"]): r for r in model}
     for batch in (1, 2):
         for key in (("onnxruntime", "fp32", batch), ("onnxruntime", "int8", batch), ("torch", "fp32", batch)):
@@ -82,6 +83,15 @@ def test_model_rows_cover_the_plan_with_real_or_explained_values(bench_run):
     # int8 is smaller on disk than fp32; same network so same params/MACs
     assert by[("onnxruntime", "int8", 1)]["size_mb"] < by[("onnxruntime", "fp32", 1)]["size_mb"]
     assert by[("onnxruntime", "int8", 1)]["gmacs"] == by[("onnxruntime", "fp32", 1)]["gmacs"]
+    # OpenVINO rows: the openvino-recipe INT8 artifact, or why they cannot run
+    for key in (("openvino", "fp32", 1), ("openvino", "int8", 2)):
+        r = by[key]
+        if importlib.util.find_spec("openvino") is None:
+            assert r["status"] == "skipped" and "fakewatch[openvino]" in r["reason"]
+        else:
+            assert r["status"] == "ok" and r["throughput_ips"] > 0, r
+    if by[("openvino", "int8", 1)]["status"] == "ok":
+        assert by[("openvino", "int8", 1)]["size_mb"] < by[("openvino", "fp32", 1)]["size_mb"]
     # rows that cannot run here say why instead of carrying numbers
     assert by[("torch", "int8", 1)]["status"] == "skipped"
     for prec in ("fp32", "int8"):

@@ -2,7 +2,8 @@
 
 Calibrated on some of scikit-image's bundled images (plus flips and 70 % crops of them), evaluated on *other*,
 everyday photographs (plus their flips/crops), 40 held-out samples. Measured with the stem conv and the classifier
-kept float (the recipes' ``float_first_last``): top-1 agreement with FP32 95.0 % (cpu) and 97.5 % (tensorrt);
+kept float (the recipes' ``float_first_last``): top-1 agreement with FP32 95.0 % (cpu), 97.5 % (tensorrt, in ONNX
+Runtime) and 97.5 % (openvino, run in OpenVINO 2026.4; 95.0 % when the same artifact runs in ONNX Runtime);
 without that, 85-87.5 % on a set that also scored the telescope/microscopy images. The test asserts the issue's
 goal (>= 95 %) and exact agreement wherever FP32 is confident (margin >= 0.1).
 """
@@ -72,9 +73,9 @@ def lite0_imagenet(tmp_path_factory):
     return out, calib, held
 
 
-@pytest.mark.parametrize("target", ["cpu", "tensorrt"])
+@pytest.mark.parametrize("target", ["cpu", "openvino", "tensorrt"])
 def test_quant_lite0_imagenet_top1_agreement(lite0_imagenet, target, tmp_path):
-    from export.quantize import quantize_onnx
+    from export.quantize import RECIPES, quantize_onnx
 
     fp32, calib, held = lite0_imagenet
     res = quantize_onnx(fp32, tmp_path / f"lite0.{target}.onnx", target, [calib], "minmax", calib_frames=64,
@@ -82,14 +83,16 @@ def test_quant_lite0_imagenet_top1_agreement(lite0_imagenet, target, tmp_path):
     rep = res.fidelity
     print(res.summary())
     from export.calibration import collect_frames
-    from export.fidelity import run_onnx
+    from export.fidelity import run_artifact, run_onnx
 
     assert rep.samples == 5 * len(EVAL_PHOTOS)
     assert rep.top1_agreement is not None and rep.top1_agreement >= 0.95, res.summary()
     assert res.fidelity_json.is_file()
     frames = collect_frames([held], res.spec, 64, progress=False)
     ref = run_onnx(fp32, frames.inputs, res.spec)
-    q = run_onnx(res.path, frames.inputs, res.spec)
+    # the candidate on the backend its recipe targets (OpenVINO for "openvino" when installed), as the report did
+    q, evaluated_with = run_artifact(res.path, frames.inputs, res.spec, RECIPES[target].backend)
+    assert evaluated_with == rep.evaluated_with
     p = np.exp(ref - ref.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     top2 = np.sort(p, 1)[:, -2:]
