@@ -78,8 +78,8 @@ RECIPES: dict[str, Recipe] = {
         target="openvino", quant_format="QDQ", activation_type="QUInt8", weight_type="QInt8", per_channel=True,
         activation_symmetric=False, op_types=("Conv", "Gemm", "Add"), exclude_output_ops=("Conv", "Gemm"),
         why="OpenVINO turns Q/DQ at Conv/Gemm inputs (u8 activations, s8 per-channel weights) and residual Adds into "
-            "int8 kernels, depthwise included; a Q/DQ after every Conv (the cpu recipe) blocks its fusions: "
-            "Lite0 INT8 890 vs 600 img/s, B0 290 vs 160 (batch 8, 2-core Xeon); this graph runs 3.5x slower on "
+            "int8 kernels, depthwise included; the cpu recipe's quantized SiLU Mul blocks its Conv+SiLU fusion (B0 "
+            "INT8 160 vs 290 img/s, batch 8, 2-core Xeon), and this graph runs 3.3x slower than the cpu recipe on "
             "ONNX Runtime for B0, hence its own target", backend="openvino", suffix=".int8-ov.onnx"),
 }
 
