@@ -107,7 +107,7 @@ class QuantizeResult:
                  f"recipe     {p.get('target')}: {p.get('format')} act {p.get('activation_type')}"
                  f"{' symmetric' if p.get('activation_symmetric') else ' asymmetric'}, weights "
                  f"{p.get('weight_type')} {'per-channel' if p.get('per_channel') else 'per-tensor'}, "
-                 f"method {p.get('method')}",
+                 f"method {p.get('method')}; tuned for {p.get('backend', 'onnxruntime')}",
                  f"ops        {', '.join(p.get('op_types_quantized', []))} "
                  f"({p.get('nodes_quantized')} nodes quantized; kept float: {', '.join(p.get('kept_float', []))})",
                  f"calib      {self.calib.get('samples')} samples from {self.calib.get('frames_read')} frames",

@@ -73,6 +73,8 @@ class RunSummary:
     stop_reason: str
     events: list[dict]
     frame_records: list[dict]
+    model: str = ""
+    backend: str = ""
 
     def batches(self) -> dict[str, Any]:
         sizes = self.batch_sizes
@@ -80,7 +82,8 @@ class RunSummary:
                 "histogram": {str(k): v for k, v in sorted(Counter(sizes).items())}}
 
     def text(self) -> str:
-        return format_summary(self.streams, self.overall, self.batches(), self.duration_s) + \
+        ran = f"\n  model: {self.model} on {self.backend}" if self.model else ""
+        return format_summary(self.streams, self.overall, self.batches(), self.duration_s) + ran + \
             f"\n  ended: {self.stop_reason}"
 
 
@@ -301,7 +304,8 @@ class Pipeline:
         overall = self.latency.overall()
         overall["dropped"] = sum(st["dropped"] for st in streams.values())   # reader drops included
         summary = RunSummary(duration, streams, overall, list(self.batch_sizes),
-                             dict(self.batch_reasons), list(self.batch_log), stop_reason, self.events, list(self.frame_records))
+                             dict(self.batch_reasons), list(self.batch_log), stop_reason, self.events,
+                             list(self.frame_records), model=self.model_name, backend=self.runner.name)
         self._emit(make_record("summary", duration, duration_s=duration, model=self.model_name,
                                backend=self.runner.name, batches={**summary.batches(), "max_batch": self.batcher.max_batch
                                                                     if self.batcher else None,

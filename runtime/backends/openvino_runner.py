@@ -66,7 +66,7 @@ class OpenVINORunner(Runner):
         except ImportError as exc:
             raise BackendError(f"backend 'openvino' needs the openvino package ({exc}); pip install "
                                f"'fakewatch[openvino]', or run {self.artifact.name} with --backend onnxruntime") from None
-        self.version = ov.__version__
+        self.version = ov.__version__.split("-")[0]     # "2026.4.1-22982-<hash>-releases/..." -> "2026.4.1"
         core = ov.Core()
         available = list(core.available_devices)
         if not any(d == self.device or d.startswith(self.device + ".") for d in available):

@@ -195,6 +195,7 @@ def test_sigterm_stops_flushes_and_exits_zero(tmp_path, bright_onnx):
     _stdout, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "SIGTERM, stopping" in err and "fakewatch watch summary" in err and "stopped (signal)" in err
+    assert f"model: {bright_onnx.name} on onnxruntime" in err
     recs = read_jsonl(out)
     assert recs[-1]["type"] == "summary" and recs[-1]["stop_reason"] == "stopped (signal)"
 
