@@ -43,6 +43,14 @@ def _auto_int(text: str) -> int | None:
     return vals[0]
 
 
+def _streams_list(text: str) -> tuple[str, ...]:
+    """``1,auto`` -> ("1", "auto"): CPU throughput-mode stream counts (positive integers or 'auto')."""
+    items = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not items or any(x != "auto" and not (x.isdigit() and int(x) >= 1) for x in items):
+        raise argparse.ArgumentTypeError(f"expected comma-separated stream counts (>= 1) or 'auto', got {text!r}")
+    return tuple(x if x == "auto" else str(int(x)) for x in items)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from .sweep import ALL_BACKENDS
 
@@ -62,6 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", type=_csv("precision", PRECISIONS), default=None,
                    help="comma-separated precisions (default: fp32,int8,fp16)")
     p.add_argument("--batch", type=_ints, default=None, help="comma-separated batch sizes (default: 1,8; --full: 1)")
+    p.add_argument("--streams", type=_streams_list, default=("1",),
+                   help="comma-separated CPU throughput streams for onnxruntime/openvino rows, e.g. 1,auto (each "
+                        "batch split into that many shards run at once, as `fakewatch watch --streams`); other "
+                        "backends run once per batch")
     p.add_argument("--iters", type=int, default=50, help="timed iterations per model row (capped by --max-seconds)")
     p.add_argument("--warmup", type=int, default=5, help="untimed warm-up iterations per model row")
     p.add_argument("--max-seconds", type=float, default=6.0,
@@ -107,6 +119,7 @@ def config_from_args(args: argparse.Namespace):
     return BenchConfig(
         name=name, variants=variants, backends=args.backend or ALL_BACKENDS,
         precisions=args.precision or PRECISIONS, batches=args.batch or ((1,) if args.full else (1, 8)),
+        streams=args.streams,
         warmup=args.warmup, iters=args.iters, max_seconds=args.max_seconds,
         slow_variant_max_seconds=args.slow_max_seconds, e2e=args.e2e, naive=args.naive,
         e2e_variants=e2e_variants, e2e_sources=args.e2e_sources, e2e_batch=args.e2e_batch,
@@ -121,7 +134,7 @@ def canonical_argv(args: argparse.Namespace) -> list[str]:
 
     cfg = config_from_args(args)
     argv = ["bench", "--variants", j(cfg.variants), "--backend", j(cfg.backends), "--precision", j(cfg.precisions),
-            "--batch", j(cfg.batches), "--iters", str(cfg.iters), "--warmup", str(cfg.warmup),
+            "--batch", j(cfg.batches), "--streams", j(cfg.streams), "--iters", str(cfg.iters), "--warmup", str(cfg.warmup),
             "--max-seconds", f"{cfg.max_seconds:g}", "--e2e" if cfg.e2e else "--no-e2e",
             "--naive" if cfg.naive else "--no-naive", "--e2e-variants", j(cfg.e2e_variants),
             "--e2e-sources", j(cfg.e2e_sources), "--e2e-batch", str(cfg.e2e_batch or "auto"),

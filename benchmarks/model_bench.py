@@ -19,10 +19,17 @@ class ModelCase:
     backend: str
     precision: str
     batch: int
+    streams: str = "1"          # CPU throughput streams: "1" = one run per batch, "N" or "auto"
 
     @property
     def label(self) -> str:
-        return f"{self.variant} {self.backend}/{self.precision} b{self.batch}"
+        s = "" if self.streams == "1" else f" s{self.streams}"
+        return f"{self.variant} {self.backend}/{self.precision} b{self.batch}{s}"
+
+    def runner_options(self) -> dict[str, Any]:
+        if self.streams == "1":
+            return {}
+        return {"streams": "auto" if self.streams == "auto" else int(self.streams)}
 
 
 def _static_fields(cache: ArtifactCache, case: ModelCase) -> dict[str, Any]:
@@ -30,7 +37,9 @@ def _static_fields(cache: ArtifactCache, case: ModelCase) -> dict[str, Any]:
 
     v = resolve_variant(case.variant)
     return dict(variant=v.name, timm_name=v.timm_name, input_size=f"{v.input_size}x{v.input_size}",
-                backend=case.backend, precision=case.precision, batch=case.batch)
+                backend=case.backend, precision=case.precision, batch=case.batch,
+                streams=int(case.streams) if case.streams.isdigit() else None,   # "auto": resolved by the runner
+                note=None if case.streams == "1" else f"streams {case.streams}")
 
 
 def run_model_case(cache: ArtifactCache, case: ModelCase, *, warmup: int, iters: int, max_seconds: float | None,
@@ -43,7 +52,7 @@ def run_model_case(cache: ArtifactCache, case: ModelCase, *, warmup: int, iters:
     try:
         artifact = cache.artifact(case.variant, case.backend, case.precision, case.batch)
         meta = cache.meta(case.variant)
-        runner, impl = open_runner(artifact, case.backend)
+        runner, impl = open_runner(artifact, case.backend, **case.runner_options())
     except Unavailable as exc:
         return new_row("model", **fields, status="skipped", reason=str(exc))
     except Exception as exc:  # an export/quantization failure is a result worth reporting, not a crash
@@ -70,7 +79,7 @@ def run_model_case(cache: ArtifactCache, case: ModelCase, *, warmup: int, iters:
 
     pct = percentiles_ms(result.latencies_ms)
     return new_row(
-        "model", **fields, runner_impl=impl, warmup=warmup, iters=result.iters,
+        "model", **{**fields, "streams": getattr(runner, "streams", 1)}, runner_impl=impl, warmup=warmup, iters=result.iters,
         stopped_by_time_budget=result.stopped_by_budget,
         latency_p50_ms=pct["p50"], latency_p90_ms=pct["p90"], latency_p99_ms=pct["p99"],
         latency_mean_ms=pct["mean"], throughput_ips=result.throughput,
@@ -103,7 +112,7 @@ def measure_model_case(cache: ArtifactCache, case: ModelCase, *, warmup: int, it
     from .worker import run_isolated
 
     payload = dict(job="model", workdir=str(cache.root), variant=case.variant, backend=case.backend,
-                   precision=case.precision, batch=case.batch, warmup=warmup, iters=iters,
+                   precision=case.precision, batch=case.batch, streams=case.streams, warmup=warmup, iters=iters,
                    max_seconds=max_seconds, debug=debug)
     # generous: warm-up + timed loop are capped by max_seconds, loading a B7 takes a few seconds
     timeout = 300.0 + 3 * (max_seconds or 600.0)

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 from .schema import COLUMNS, SCHEMA_VERSION, finalize
 
 # Columns shown in terminal / Markdown tables per row kind (the files hold all of them)
-MODEL_VIEW = ("variant", "input_size", "backend", "precision", "batch", "status", "latency_p50_ms",
+MODEL_VIEW = ("variant", "input_size", "backend", "precision", "batch", "streams", "status", "latency_p50_ms",
               "latency_p90_ms", "latency_p99_ms", "throughput_ips", "peak_rss_mb", "size_mb", "params", "gmacs",
               "iters")
 E2E_VIEW = ("kind", "variant", "backend", "precision", "batch", "mean_batch", "sources", "frames", "status",
@@ -161,7 +161,8 @@ def write_plots(out: Path, rows: Sequence[dict[str, Any]]) -> dict[str, Path]:
     variants = list(dict.fromkeys(r["variant"] for r in ok))  # order of measurement
     series: dict[str, dict[str, dict[str, Any]]] = {}
     for r in ok:
-        series.setdefault(f"{r['backend']}/{r['precision']}", {})[r["variant"]] = r
+        streams = f" x{r['streams']} streams" if (r.get("streams") or 1) > 1 else ""
+        series.setdefault(f"{r['backend']}/{r['precision']}{streams}", {})[r["variant"]] = r
     for key, column, ylabel, fname, log in (
             ("latency", "latency_p50_ms", f"p50 latency per batch of {batch} (ms)", "latency_vs_variant.png", True),
             ("throughput", "throughput_ips", "throughput (images/s)", "throughput_vs_variant.png", True)):

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # 2: "streams" column
 
 COLUMNS: tuple[str, ...] = (
-    "kind", "variant", "timm_name", "input_size", "backend", "precision", "batch", "status", "reason",
+    "kind", "variant", "timm_name", "input_size", "backend", "precision", "batch",
+    "streams",                 # model rows: CPU throughput streams the runner used (1 = one run per batch)
+    "status", "reason",
     "runner_impl", "warmup", "iters", "stopped_by_time_budget",
     "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms",
     "throughput_ips",          # images (model) or frames (e2e/naive) per second

@@ -17,6 +17,7 @@ from .report import E2E_VIEW, MODEL_VIEW, fmt, print_table, skipped_lines, write
 QUICK_VARIANTS = ("b0", "lite0")
 FULL_VARIANTS = tuple(f"b{i}" for i in range(8)) + tuple(f"lite{i}" for i in range(5))
 ALL_BACKENDS = ("onnxruntime", "openvino", "torch", "tensorrt")
+STREAMS_BACKENDS = ("onnxruntime", "openvino")   # runners with a ``streams`` option (CPU throughput mode)
 ALL_PRECISIONS = ("fp32", "int8", "fp16")
 
 
@@ -27,6 +28,7 @@ class BenchConfig:
     backends: tuple[str, ...] = ALL_BACKENDS
     precisions: tuple[str, ...] = ALL_PRECISIONS
     batches: tuple[int, ...] = (1, 8)
+    streams: tuple[str, ...] = ("1",)          # CPU throughput streams ("1", "2", "auto") for STREAMS_BACKENDS
     warmup: int = 5
     iters: int = 50
     max_seconds: float | None = 6.0           # per model row (timed loop); warm-up gets a quarter of it
@@ -51,8 +53,10 @@ class BenchConfig:
 
 
 def model_cases(cfg: BenchConfig) -> list[ModelCase]:
-    return [ModelCase(v, b, p, n) for v, b, p, n in
-            itertools.product(cfg.variants, cfg.backends, cfg.precisions, cfg.batches)]
+    """variant x backend x precision x batch, and x streams for the backends with a CPU throughput mode."""
+    return [ModelCase(v, b, p, n, s) for v, b, p, n in
+            itertools.product(cfg.variants, cfg.backends, cfg.precisions, cfg.batches)
+            for s in (cfg.streams if b in STREAMS_BACKENDS else ("1",))]
 
 
 def _row_budget(cfg: BenchConfig, variant: str) -> float | None:

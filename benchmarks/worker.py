@@ -23,7 +23,8 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         from .model_bench import ModelCase, run_model_case
 
         cache = ArtifactCache(payload["workdir"])
-        case = ModelCase(payload["variant"], payload["backend"], payload["precision"], int(payload["batch"]))
+        case = ModelCase(payload["variant"], payload["backend"], payload["precision"], int(payload["batch"]),
+                         str(payload.get("streams", "1")))
         row = run_model_case(cache, case, warmup=int(payload["warmup"]), iters=int(payload["iters"]),
                              max_seconds=payload["max_seconds"], debug=bool(payload.get("debug")))
     elif job == "naive":

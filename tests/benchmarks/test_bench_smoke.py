@@ -135,3 +135,24 @@ def test_bad_input_is_one_clear_error(tmp_path, capsys):
     assert exc.value.code == 2
     with pytest.raises(SystemExit):
         main(["bench", "--backend", "tensorflow"])
+    with pytest.raises(SystemExit):
+        main(["bench", "--streams", "0,auto"])
+    assert "stream counts (>= 1) or 'auto'" in capsys.readouterr().err
+
+
+def test_streams_rows_for_cpu_backends_only(tmp_path):
+    """--streams 1,2 times the onnxruntime rows once per value (the throughput mode of watch --streams); torch,
+    which has no such mode, gets one row."""
+    out = tmp_path / "streams"
+    rc = main(["bench", "--variants", "test", "--backend", "onnxruntime,torch", "--precision", "fp32",
+               "--batch", "4", "--streams", "1,2", "--iters", "3", "--warmup", "1", "--max-seconds", "2",
+               "--no-e2e", "--no-naive", "--workdir", str(tmp_path / "work"), "-o", str(out)])
+    assert rc == 0
+    rows = [r for r in _rows(out) if r["kind"] == "model"]
+    got = sorted((r["backend"], r["streams"], r["status"]) for r in rows)
+    assert got == [("onnxruntime", 1, "ok"), ("onnxruntime", 2, "ok"), ("torch", 1, "ok")], got
+    two = next(r for r in rows if r["streams"] == 2)
+    assert two["note"] == "streams 2" and two["throughput_ips"] > 0
+    assert "| streams |" in (out / "results.md").read_text()
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["config"]["streams"] == ["1", "2"] and "--streams 1,2" in doc["environment"]["command"]
