@@ -17,8 +17,8 @@ import sys
 from typing import Any, Sequence
 
 # Distributions whose versions change timings; missing ones are recorded as null, not guessed.
-_LIBRARIES = ("fakewatch", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch", "torchvision", "timm",
-              "opencv-python", "tensorrt", "pycuda", "cupy-cuda12x", "matplotlib", "psutil")
+_LIBRARIES = ("fakewatch", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "torch", "torchvision",
+              "timm", "opencv-python", "tensorrt", "pycuda", "cupy-cuda12x", "matplotlib", "psutil")
 
 
 def cpu_model() -> str:
