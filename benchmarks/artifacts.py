@@ -115,38 +115,27 @@ class ArtifactCache:
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
 
     # ------------------------------------------------------------------ other precisions
-    def int8(self, variant: str) -> Path:
-        """INT8 ONNX made by the project's cpu recipe (``export.quantize.quantize_onnx(target="cpu")``).
+    def int8(self, variant: str, target: str = "cpu") -> Path:
+        """INT8 ONNX made with the project's recipe for ``target`` (``export.quantize.quantize_onnx``): ``cpu`` for
+        ONNX Runtime, ``openvino`` for OpenVINO, ``tensorrt`` (symmetric Q/DQ) the only INT8 input TensorRT >= 10
+        builds from. Named ``model<recipe suffix>`` (model.int8.onnx, model.int8-ov.onnx, model.int8-trt.onnx).
 
         Calibrated on frames of the generated benchmark video (timing does not depend on calibration quality; the
         quantization docs measure fidelity on real footage).
         """
-        out = self.dir(variant) / "model.int8.onnx"
-        if out.is_file():
-            return out
         if importlib.util.find_spec("export.quantize") is None:
             raise Unavailable("int8: export.quantize not available yet")
-        from export.quantize import quantize_onnx
+        from export.quantize import quantize_onnx, recipe_for
 
-        from .media import synthetic_video
-
-        video = synthetic_video(self.root / "media", frames=48)
-        quantize_onnx(self.fp32(variant), out, "cpu", [str(video)], "minmax", **_CALIB)
-        if not out.is_file():
-            raise RuntimeError(f"int8: export.quantize did not write {out}")
-        return out
-
-    def int8_openvino(self, variant: str) -> Path:
-        """INT8 ONNX with the openvino recipe (u8 Q/DQ at Conv/Gemm inputs), the one OpenVINO runs fastest."""
-        out = self.dir(variant) / "model.int8-ov.onnx"
+        out = self.dir(variant) / f"model{recipe_for(target).suffix}"
         if out.is_file():
             return out
-        from export.quantize import quantize_onnx
-
         from .media import synthetic_video
 
         video = synthetic_video(self.root / "media", frames=48)
-        quantize_onnx(self.fp32(variant), out, "openvino", [str(video)], "minmax", **_CALIB)
+        quantize_onnx(self.fp32(variant), out, target, [str(video)], "minmax", **_CALIB)
+        if not out.is_file():
+            raise RuntimeError(f"int8: export.quantize did not write {out}")
         return out
 
     def fp16(self, variant: str) -> Path:
@@ -161,19 +150,6 @@ class ArtifactCache:
         from export.fp16 import convert_fp16
 
         convert_fp16(self.fp32(variant), out, progress=False)
-        return out
-
-    def int8_tensorrt(self, variant: str) -> Path:
-        """INT8 ONNX with the tensorrt recipe (symmetric Q/DQ), the only INT8 input TensorRT >= 10 builds from."""
-        out = self.dir(variant) / "model.int8-trt.onnx"
-        if out.is_file():
-            return out
-        from export.quantize import quantize_onnx
-
-        from .media import synthetic_video
-
-        video = synthetic_video(self.root / "media", frames=48)
-        quantize_onnx(self.fp32(variant), out, "tensorrt", [str(video)], "minmax", **_CALIB)
         return out
 
     def tensorrt_engine(self, variant: str, precision: str, batch: int) -> Path:
@@ -191,7 +167,8 @@ class ArtifactCache:
         out = self.dir(variant) / f"model.{precision}.b{batch}.engine"
         if out.is_file():
             return out
-        source = {"fp32": self.fp32, "fp16": self.fp16, "int8": self.int8_tensorrt}[precision](variant)
+        sources = {"fp32": self.fp32, "fp16": self.fp16, "int8": lambda v: self.int8(v, "tensorrt")}
+        source = sources[precision](variant)
         build_engine(source, out, BuildOptions(precision=precision, profile=BatchProfile(1, batch, batch),
                                                timing_cache=self.root / "tensorrt.timing-cache"))
         return out
@@ -210,7 +187,7 @@ class ArtifactCache:
                 raise Unavailable("openvino: fp16 rows are not measured (OpenVINO on a CPU computes an FP16 model "
                                   "in f32 or bf16; its INT8 row is the fast path)")
             if precision == "int8":
-                return self.int8_openvino(variant)
+                return self.int8(variant, "openvino")
         if precision == "fp32":
             return self.fp32(variant)
         if precision == "int8":

@@ -134,7 +134,8 @@ def canonical_argv(args: argparse.Namespace) -> list[str]:
 
     cfg = config_from_args(args)
     argv = ["bench", "--variants", j(cfg.variants), "--backend", j(cfg.backends), "--precision", j(cfg.precisions),
-            "--batch", j(cfg.batches), "--streams", j(cfg.streams), "--iters", str(cfg.iters), "--warmup", str(cfg.warmup),
+            "--batch", j(cfg.batches), "--streams", j(cfg.streams), "--iters", str(cfg.iters),
+            "--warmup", str(cfg.warmup),
             "--max-seconds", f"{cfg.max_seconds:g}", "--e2e" if cfg.e2e else "--no-e2e",
             "--naive" if cfg.naive else "--no-naive", "--e2e-variants", j(cfg.e2e_variants),
             "--e2e-sources", j(cfg.e2e_sources), "--e2e-batch", str(cfg.e2e_batch or "auto"),

@@ -79,7 +79,8 @@ def run_model_case(cache: ArtifactCache, case: ModelCase, *, warmup: int, iters:
 
     pct = percentiles_ms(result.latencies_ms)
     return new_row(
-        "model", **{**fields, "streams": getattr(runner, "streams", 1)}, runner_impl=impl, warmup=warmup, iters=result.iters,
+        "model", **{**fields, "streams": getattr(runner, "streams", 1)}, runner_impl=impl, warmup=warmup,
+        iters=result.iters,
         stopped_by_time_budget=result.stopped_by_budget,
         latency_p50_ms=pct["p50"], latency_p90_ms=pct["p90"], latency_p99_ms=pct["p99"],
         latency_mean_ms=pct["mean"], throughput_ips=result.throughput,

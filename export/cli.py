@@ -57,8 +57,9 @@ def _register_quantize(sub2: argparse._SubParsersAction) -> None:
                       help="held-out samples split off the --calib sources (default 64, never calibrated on)")
     q.add_argument("--max-flip-rate", type=float, default=None,
                    help="fail (exit 1, remove the INT8 file) when more held-out decisions flip than this fraction")
-    q.add_argument("-o", "--output", type=Path, help="output .onnx (default MODEL.int8.onnx for cpu, "
-                                                     "MODEL.int8-ov.onnx for openvino, MODEL.int8-trt.onnx for tensorrt)")
+    q.add_argument("-o", "--output", type=Path,
+                   help="output .onnx (default MODEL.int8.onnx for cpu, MODEL.int8-ov.onnx for openvino, "
+                        "MODEL.int8-trt.onnx for tensorrt)")
     q.add_argument("--debug", action="store_true", help="show tracebacks")
     q.set_defaults(func=_run_quantize)
 
@@ -118,7 +119,8 @@ def _run_onnx(args: argparse.Namespace) -> int:
 def _run_quantize(args: argparse.Namespace) -> int:
     from .quantize import quantize_onnx
 
-    result = quantize_onnx(args.model, args.output, args.target, args.calib, args.method, calib_frames=args.calib_frames,
+    result = quantize_onnx(args.model, args.output, args.target, args.calib, args.method,
+                           calib_frames=args.calib_frames,
                            holdout_inputs=args.holdout, holdout_frames=args.holdout_frames,
                            max_flip_rate=args.max_flip_rate)
     print(result.summary())

@@ -28,9 +28,7 @@ BACKENDS: dict[str, str] = {
     "openvino": "runtime.backends.openvino_runner:OpenVINORunner",
 }
 
-#: backend -> the module it needs, checked (never imported) when the default backend is chosen
-_BACKEND_MODULES: dict[str, str] = {"onnxruntime": "onnxruntime", "torch": "torch", "tensorrt": "tensorrt",
-                                    "openvino": "openvino"}
+#: backend -> how to get it (each backend's name is also the module it needs)
 _INSTALL: dict[str, str] = {"onnxruntime": "pip install fakewatch", "torch": "pip install 'fakewatch[export]'",
                             "tensorrt": "TensorRT >= 10 and pip install 'fakewatch[tensorrt]'",
                             "openvino": "pip install 'fakewatch[openvino]'"}
@@ -131,8 +129,9 @@ def runner_class(backend: str) -> type[Runner]:
 
 
 def _installed(backend: str) -> bool:
+    """Whether the backend's library is importable here (checked without importing it)."""
     try:
-        return importlib.util.find_spec(_BACKEND_MODULES.get(backend, backend)) is not None
+        return importlib.util.find_spec(backend) is not None
     except (ImportError, ValueError):
         return False
 

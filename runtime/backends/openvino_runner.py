@@ -65,7 +65,8 @@ class OpenVINORunner(Runner):
             import openvino as ov
         except ImportError as exc:
             raise BackendError(f"backend 'openvino' needs the openvino package ({exc}); pip install "
-                               f"'fakewatch[openvino]', or run {self.artifact.name} with --backend onnxruntime") from None
+                               f"'fakewatch[openvino]', or run {self.artifact.name} with --backend "
+                               f"onnxruntime") from None
         self.version = ov.__version__.split("-")[0]     # "2026.4.1-22982-<hash>-releases/..." -> "2026.4.1"
         core = ov.Core()
         available = list(core.available_devices)

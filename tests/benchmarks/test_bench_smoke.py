@@ -19,7 +19,8 @@ from runtime.cli import main  # noqa: E402
 def bench_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("bench-work")
     out = tmp_path_factory.mktemp("bench-out") / "smoke"
-    rc = main(["bench", "--variants", "test", "--backend", "onnxruntime,openvino,torch,tensorrt", "--precision", "fp32,int8",
+    rc = main(["bench", "--variants", "test", "--backend", "onnxruntime,openvino,torch,tensorrt",
+               "--precision", "fp32,int8",
                "--batch", "1,2", "--iters", "4", "--warmup", "1", "--max-seconds", "2",
                "--e2e-variants", "test", "--e2e-sources", "1,2", "--e2e-batch", "2", "--e2e-frames", "16",
                "--workdir", str(work), "-o", str(out)])

@@ -84,3 +84,17 @@ def runtime_rtsp_server():
     srv = mod.RtspServer(fps=25, width=160, height=120).start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_fixed4(tiny_onnx, tmp_path_factory) -> Path:
+    """The tiny export with its batch dimension fixed to 4 (what a fixed-batch export looks like), same contract."""
+    onnx = pytest.importorskip("onnx")
+    from export.contract import load_spec, write_sidecar
+
+    m = onnx.load(str(tiny_onnx))
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 4
+    fixed = tmp_path_factory.mktemp("fixed4") / "fixed4.onnx"
+    onnx.save(m, str(fixed))
+    write_sidecar(fixed, load_spec(tiny_onnx))
+    return fixed

@@ -60,13 +60,8 @@ def test_openvino_streams_shard_in_order(ov, tiny_onnx, shapes):
     assert np.abs(got - ref).max() < 1e-4 and np.abs(small - ref[5:7]).max() < 1e-4
 
 
-def test_openvino_fixed_batch_export_pads(ov, tiny_onnx, tmp_path):
-    onnx = pytest.importorskip("onnx")
-    m = onnx.load(str(tiny_onnx))
-    m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 4
-    fixed = tmp_path / "fixed4.onnx"
-    onnx.save(m, str(fixed))
-    write_sidecar(fixed, load_spec(tiny_onnx))
+def test_openvino_fixed_batch_export_pads(ov, tiny_onnx, tiny_onnx_fixed4):
+    fixed = tiny_onnx_fixed4
     x = _x(3, seed=2)
     with load_runner(tiny_onnx, "onnxruntime", intra_op_threads=1) as ref_runner:
         ref = ref_runner.infer(x)

@@ -79,15 +79,8 @@ def test_onnxruntime_streams_give_the_same_logits_in_order(tiny_onnx):
             load_runner(tiny_onnx, streams=bad)
 
 
-def test_fixed_batch_export_ignores_streams_and_pads(tiny_onnx, tmp_path):
-    onnx = pytest.importorskip("onnx")
-    from export.contract import load_spec
-
-    m = onnx.load(str(tiny_onnx))
-    m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 4
-    fixed = tmp_path / "fixed4.onnx"
-    onnx.save(m, str(fixed))
-    write_sidecar(fixed, load_spec(tiny_onnx))
+def test_fixed_batch_export_ignores_streams_and_pads(tiny_onnx, tiny_onnx_fixed4):
+    fixed = tiny_onnx_fixed4
     x = np.random.default_rng(3).standard_normal((3, 3, 64, 64)).astype(np.float32)
     with load_runner(tiny_onnx, intra_op_threads=1) as one:
         ref = one.infer(x)
