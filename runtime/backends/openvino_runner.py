@@ -2,8 +2,8 @@
 
 Why a second CPU backend: OpenVINO executes the ``openvino`` quantization recipe's Q/DQ graph as real int8 kernels
 (VNNI/AMX), including the depthwise convolutions that ONNX Runtime's MLAS barely speeds up. Measured at batch 8 on
-this 2-core Xeon (benchmarks/results/quant_speed.json, three runs): EfficientNet-Lite0 FP32 290-330 img/s, INT8
-790-880 img/s (2.65-2.69x); ONNX Runtime reaches 1.80-1.87x on the same model.
+this 2-core Xeon (benchmarks/results/quant_speed.json, four runs): EfficientNet-Lite0 FP32 290-330 img/s, INT8
+760-880 img/s (2.61-2.69x); ONNX Runtime reaches 1.80-1.87x on the same model.
 
 Options:
 
