@@ -55,9 +55,9 @@ BACKENDS: dict[str, tuple[str, dict]] = {"onnxruntime": ("cpu", {"device": "cpu"
 
 
 def available_backends() -> list[str]:
-    import importlib.util
+    from .runners import backend_unavailable_reason
 
-    return [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
+    return [b for b in BACKENDS if backend_unavailable_reason(b) is None]
 
 
 def throughput(paths: dict[str, dict[str, Path]], x: np.ndarray, rounds: int, iters: int,
@@ -183,9 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime
 
     backends = args.backends or available_backends()
-    missing = [b for b in backends if b not in available_backends()]
+    from .runners import backend_unavailable_reason
+
+    missing = [reason for b in backends if (reason := backend_unavailable_reason(b))]
     if missing:
-        ap.error(f"backend(s) {', '.join(missing)} not installed here (pip install 'fakewatch[openvino]')")
+        ap.error(f"backend(s) not installed here: {'; '.join(missing)}")
     versions = {"onnxruntime": onnxruntime.__version__}
     if "openvino" in backends:
         import openvino

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from .base import BackendError, Runner
-from .sharding import resolve_streams, shard_bounds
+from .sharding import pad_rows, resolve_streams, shard_bounds
 
 _DEVICES = ("auto", "cpu", "cuda")
 
@@ -94,8 +94,8 @@ class OnnxRuntimeRunner(Runner):
     def infer_impl(self, batch: np.ndarray) -> tuple[np.ndarray, float | None]:
         n = batch.shape[0]
         x = np.ascontiguousarray(batch, dtype=self._in_dtype)
-        if self._fixed_batch and n < self.max_batch:
-            x = np.concatenate([x, np.zeros((self.max_batch - n, *x.shape[1:]), x.dtype)])
+        if self._fixed_batch:
+            x = pad_rows(x, self.max_batch)
         if self._pool is None or len(x) < 2:
             out = self._run(x)
         else:

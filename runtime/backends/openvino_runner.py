@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .base import BackendError, Runner
-from .sharding import resolve_streams, shard_bounds
+from .sharding import pad_rows, resolve_streams, shard_bounds
 
 _PRECISIONS = ("f32", "bf16", "f16")
 _SHAPES = ("static", "dynamic")
@@ -130,8 +130,8 @@ class OpenVINORunner(Runner):
     def infer_impl(self, batch: np.ndarray) -> tuple[np.ndarray, float | None]:
         n = batch.shape[0]
         x = np.ascontiguousarray(batch, dtype=self._in_dtype)
-        if self.shapes == "fixed" and n < self.max_batch:
-            x = np.concatenate([x, np.zeros((self.max_batch - n, *x.shape[1:]), x.dtype)])
+        if self.shapes == "fixed":
+            x = pad_rows(x, self.max_batch)
         shards = [np.ascontiguousarray(x[a:b]) for a, b in shard_bounds(len(x), self.streams)]
         used = []
         for i, shard in enumerate(shards):

@@ -1,7 +1,17 @@
-"""CPU throughput mode shared by the CPU runners: split a batch into even shards, one per stream."""
+"""Batch shaping shared by the CPU runners: even shards for the throughput mode, padding for fixed-batch exports."""
 from __future__ import annotations
 
 import os
+
+import numpy as np
+
+
+def pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
+    """``x`` with zero rows appended up to ``rows`` (a fixed-batch export takes exactly that many; callers keep
+    only the first ``len(x)`` outputs)."""
+    if len(x) >= rows:
+        return x
+    return np.concatenate([x, np.zeros((rows - len(x), *x.shape[1:]), x.dtype)])
 
 
 def shard_bounds(n: int, streams: int) -> list[tuple[int, int]]:
