@@ -1,4 +1,5 @@
 """fakewatch benchmarks: ``fakewatch bench`` (model-only sweep, end-to-end pipeline, naive baseline).
 
-See docs/benchmarks.md. Entry points: :mod:`benchmarks.cli` (the subcommand), :func:`benchmarks.sweep.run_bench`.
+See docs/benchmarks.md. Entry points: :mod:`fakewatch.benchmarks.cli` (the subcommand),
+:func:`fakewatch.benchmarks.sweep.run_bench`.
 """

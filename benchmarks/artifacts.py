@@ -1,9 +1,9 @@
 """Model artifacts a benchmark row needs, built once and cached: fp32 ONNX, torch checkpoint, INT8/FP16 ONNX.
 
 Weights are random (seeded) - timing does not depend on their values. Every artifact is produced by the project's
-own tools (``export.checkpoint.build_model`` + ``export.onnx_export.export_onnx``, ``export.quantize``), so the
-benchmark measures exactly what users deploy. A precision whose tool is missing is reported as a skipped row with
-the reason (:class:`Unavailable`), never substituted.
+own tools (``fakewatch.core.checkpoint.build_model`` + ``fakewatch.export.onnx_export.export_onnx``,
+``fakewatch.export.quantize``), so the benchmark measures exactly what users deploy. A precision whose tool is missing
+is reported as a skipped row with the reason (:class:`Unavailable`), never substituted.
 
 Cache layout: ``<workdir>/<variant>/{model.onnx, model.onnx.json, model.pt, model.int8.onnx, meta.json}``;
 default workdir ``$FAKEWATCH_CACHE/bench`` or ``~/.cache/fakewatch/bench``.
@@ -28,15 +28,19 @@ class Unavailable(RuntimeError):
 
 
 def tools_fingerprint() -> str:
-    """sha256 (16 hex) of the export package's source that shapes artifacts (CLIs and TensorRT helpers excluded)."""
+    """sha256 (16 hex) of the source that shapes artifacts: the export package (CLIs and TensorRT helpers excluded)
+    and the core's model modules (contract, variants, checkpoint layouts, crops and preprocessing)."""
     import hashlib
 
-    import export
+    import fakewatch.core
+    import fakewatch.export
 
+    core = Path(fakewatch.core.__file__).parent
+    paths = [p for p in Path(fakewatch.export.__file__).parent.glob("*.py")
+             if not (p.name.endswith("cli.py") or p.name.startswith("engine"))]
+    paths += [core / f"{name}.py" for name in ("contract", "variants", "checkpoint", "roi", "preprocess")]
     h = hashlib.sha256()
-    for path in sorted(Path(export.__file__).parent.glob("*.py")):
-        if path.name.endswith("cli.py") or path.name.startswith("engine"):
-            continue
+    for path in sorted(paths, key=lambda p: p.name):
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
@@ -92,11 +96,10 @@ class ArtifactCache:
     def _export(self, variant: str, onnx_path: Path, pt_path: Path, meta_path: Path) -> None:
         import torch
 
-        from export.checkpoint import build_model, default_spec, save_checkpoint
-        from export.contract import write_sidecar
-        from export.onnx_export import export_onnx
-
-        from .macs import count_macs
+        from fakewatch.benchmarks.macs import count_macs
+        from fakewatch.core.checkpoint import build_model, default_spec, save_checkpoint
+        from fakewatch.core.contract import write_sidecar
+        from fakewatch.export.onnx_export import export_onnx
 
         # roi="full": the benchmark measures the model and the pipeline, not the Haar face detector (docs).
         spec = default_spec(variant, roi="full", provenance={"weights": f"random (torch seed {SEED}), benchmark only"})
@@ -116,53 +119,55 @@ class ArtifactCache:
 
     # ------------------------------------------------------------------ other precisions
     def int8(self, variant: str, target: str = "cpu") -> Path:
-        """INT8 ONNX made with the project's recipe for ``target`` (``export.quantize.quantize_onnx``): ``cpu`` for
+        """INT8 ONNX made with the project's recipe for ``target`` (``fakewatch.export.quantize.quantize_onnx``):
+        ``cpu`` for
         ONNX Runtime, ``openvino`` for OpenVINO, ``tensorrt`` (symmetric Q/DQ) the only INT8 input TensorRT >= 10
         builds from. Named ``model<recipe suffix>`` (model.int8.onnx, model.int8-ov.onnx, model.int8-trt.onnx).
 
         Calibrated on frames of the generated benchmark video (timing does not depend on calibration quality; the
         quantization docs measure fidelity on real footage).
         """
-        if importlib.util.find_spec("export.quantize") is None:
-            raise Unavailable("int8: export.quantize not available yet")
-        from export.quantize import quantize_onnx, recipe_for
+        if importlib.util.find_spec("fakewatch.export.quantize") is None:
+            raise Unavailable("int8: fakewatch.export.quantize not available yet")
+        from fakewatch.export.quantize import quantize_onnx, recipe_for
 
         out = self.dir(variant) / f"model{recipe_for(target).suffix}"
         if out.is_file():
             return out
-        from .media import synthetic_video
+        from fakewatch.benchmarks.media import synthetic_video
 
         video = synthetic_video(self.root / "media", frames=48)
         quantize_onnx(self.fp32(variant), out, target, [str(video)], "minmax", **_CALIB)
         if not out.is_file():
-            raise RuntimeError(f"int8: export.quantize did not write {out}")
+            raise RuntimeError(f"int8: fakewatch.export.quantize did not write {out}")
         return out
 
     def fp16(self, variant: str) -> Path:
-        """FP16 ONNX (fp16 weights/compute, fp32 I/O) made by ``export.fp16.convert_fp16``."""
+        """FP16 ONNX (fp16 weights/compute, fp32 I/O) made by ``fakewatch.export.fp16.convert_fp16``."""
         out = self.dir(variant) / "model.fp16.onnx"
         if out.is_file():
             return out
-        if importlib.util.find_spec("export.fp16") is None:
-            raise Unavailable("fp16: export.fp16 not available yet")
+        if importlib.util.find_spec("fakewatch.export.fp16") is None:
+            raise Unavailable("fp16: fakewatch.export.fp16 not available yet")
         if importlib.util.find_spec("onnxconverter_common") is None:
             raise Unavailable("fp16: onnxconverter-common not installed (pip install 'fakewatch[export]')")
-        from export.fp16 import convert_fp16
+        from fakewatch.export.fp16 import convert_fp16
 
         convert_fp16(self.fp32(variant), out, progress=False)
         return out
 
     def tensorrt_engine(self, variant: str, precision: str, batch: int) -> Path:
-        """A TensorRT plan built by ``export.engine_build.build_engine``, profile 1:batch:batch (tuned for ``batch``).
+        """A TensorRT plan built by ``fakewatch.export.engine_build.build_engine``, profile 1:batch:batch (tuned for
+        ``batch``).
 
         Built on the machine that runs it (engines are GPU- and version-specific); cached per precision and
         batch. Source ONNX per precision: fp32 -> fp32 ONNX, fp16 -> the fp16 ONNX (TensorRT 11 takes precision
         from the graph; 10 also gets the FP16 flag), int8 -> the tensorrt-recipe Q/DQ ONNX.
         """
-        if importlib.util.find_spec("export.engine_build") is None:
-            raise Unavailable("tensorrt: export.engine_build not available yet")
-        from export.engine import BatchProfile, BuildOptions
-        from export.engine_build import build_engine
+        if importlib.util.find_spec("fakewatch.export.engine_build") is None:
+            raise Unavailable("tensorrt: fakewatch.export.engine_build not available yet")
+        from fakewatch.export.engine import BatchProfile, BuildOptions
+        from fakewatch.export.engine_build import build_engine
 
         out = self.dir(variant) / f"model.{precision}.b{batch}.engine"
         if out.is_file():

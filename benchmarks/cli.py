@@ -52,7 +52,7 @@ def _streams_list(text: str) -> tuple[str, ...]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .sweep import ALL_BACKENDS
+    from fakewatch.benchmarks.sweep import ALL_BACKENDS
 
     p = sub.add_parser(
         "bench", help="benchmark variants x backends x precisions, the watch pipeline and a naive loop",
@@ -101,9 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    from export.variants import resolve_variant
-
-    from .sweep import ALL_BACKENDS, FULL_VARIANTS, QUICK_VARIANTS, BenchConfig
+    from fakewatch.benchmarks.sweep import ALL_BACKENDS, FULL_VARIANTS, QUICK_VARIANTS, BenchConfig
+    from fakewatch.core.variants import resolve_variant
 
     if args.iters < 1 or args.warmup < 0 or args.max_seconds <= 0:
         raise ValueError(f"--iters must be >= 1, --warmup >= 0 and --max-seconds > 0 (got {args.iters}, "
@@ -148,7 +147,7 @@ def canonical_argv(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .sweep import prepare, run_bench
+    from fakewatch.benchmarks.sweep import prepare, run_bench
 
     cfg = config_from_args(args)
     if cfg.prepare_only:

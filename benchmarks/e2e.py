@@ -11,13 +11,13 @@ import importlib.util
 import traceback
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .artifacts import ArtifactCache, Unavailable
-from .media import synthetic_video
-from .model_bench import ModelCase, measure_model_case
-from .schema import new_row
+from fakewatch.benchmarks.artifacts import ArtifactCache, Unavailable
+from fakewatch.benchmarks.media import synthetic_video
+from fakewatch.benchmarks.model_bench import ModelCase, measure_model_case
+from fakewatch.benchmarks.schema import new_row
 
 if TYPE_CHECKING:
-    from .sweep import BenchConfig
+    from fakewatch.benchmarks.sweep import BenchConfig
 
 
 def _model_only(cfg: "BenchConfig", cache: ArtifactCache, variant: str, batch: int) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def _guard(kind: str, variant: str, fn, debug: bool, **fields: Any) -> dict[str,
 def _naive(cache: ArtifactCache, variant: str, video) -> dict[str, Any]:
     if importlib.util.find_spec("torch") is None:
         raise Unavailable("naive loop: torch not installed")
-    from .worker import run_isolated
+    from fakewatch.benchmarks.worker import run_isolated
 
     # in its own process like every other row: same conditions for the baseline and the pipeline
     return run_isolated({"job": "naive", "checkpoint": str(cache.torch_checkpoint(variant)), "video": str(video)},
@@ -69,9 +69,9 @@ def _naive(cache: ArtifactCache, variant: str, video) -> dict[str, Any]:
 
 def _e2e(cfg: "BenchConfig", cache: ArtifactCache, variant: str, video, n_sources: int,
          naive_fps: float | None) -> dict[str, Any]:
-    if importlib.util.find_spec("runtime.pipeline") is None:
-        raise Unavailable("e2e: runtime.pipeline not available yet")
-    from .worker import run_isolated
+    if importlib.util.find_spec("fakewatch.runtime.pipeline") is None:
+        raise Unavailable("e2e: fakewatch.runtime.pipeline not available yet")
+    from fakewatch.benchmarks.worker import run_isolated
 
     # --e2e-batch None = the watch default ("auto": one frame per source per batch, like nvstreammux)
     max_batch = cfg.e2e_batch or n_sources

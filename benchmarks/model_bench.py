@@ -7,10 +7,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .artifacts import ArtifactCache, Unavailable
-from .measure import PeakRss, percentiles_ms, time_calls
-from .runners import backend_unavailable_reason, open_runner
-from .schema import new_row
+from fakewatch.benchmarks.artifacts import ArtifactCache, Unavailable
+from fakewatch.benchmarks.measure import PeakRss, percentiles_ms, time_calls
+from fakewatch.benchmarks.runners import backend_unavailable_reason, open_runner
+from fakewatch.benchmarks.schema import new_row
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class ModelCase:
 
 
 def _static_fields(cache: ArtifactCache, case: ModelCase) -> dict[str, Any]:
-    from export.variants import resolve_variant
+    from fakewatch.core.variants import resolve_variant
 
     v = resolve_variant(case.variant)
     return dict(variant=v.name, timm_name=v.timm_name, input_size=f"{v.input_size}x{v.input_size}",
@@ -73,7 +73,7 @@ def run_model_case(cache: ArtifactCache, case: ModelCase, *, warmup: int, iters:
         if debug:
             traceback.print_exc()
         # BackendError at activate (e.g. a provider missing) is "cannot run here", anything else a real error
-        from runtime.backends.base import BackendError
+        from fakewatch.runtime.backends.base import BackendError
         status = "skipped" if isinstance(exc, BackendError) else "error"
         return new_row("model", **fields, status=status, reason=f"{type(exc).__name__}: {exc}", runner_impl=impl)
 
@@ -90,7 +90,7 @@ def run_model_case(cache: ArtifactCache, case: ModelCase, *, warmup: int, iters:
 
 def measure_model_case(cache: ArtifactCache, case: ModelCase, *, warmup: int, iters: int,
                        max_seconds: float | None, isolate: bool = True, debug: bool = False) -> dict[str, Any]:
-    """:func:`run_model_case` in a fresh worker process (see :mod:`benchmarks.worker` for why).
+    """:func:`run_model_case` in a fresh worker process (see :mod:`fakewatch.benchmarks.worker` for why).
 
     Artifacts (export, quantization) are built here in the parent first, so the worker only loads and times and
     a missing piece becomes a skipped row without starting a process.
@@ -110,7 +110,7 @@ def measure_model_case(cache: ArtifactCache, case: ModelCase, *, warmup: int, it
         if debug:
             traceback.print_exc()
         return new_row("model", **fields, status="error", reason=f"{type(exc).__name__}: {exc}")
-    from .worker import run_isolated
+    from fakewatch.benchmarks.worker import run_isolated
 
     payload = dict(job="model", workdir=str(cache.root), variant=case.variant, backend=case.backend,
                    precision=case.precision, batch=case.batch, streams=case.streams, warmup=warmup, iters=iters,

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .measure import PeakRss, percentiles_ms
-from .schema import new_row
+from fakewatch.benchmarks.measure import PeakRss, percentiles_ms
+from fakewatch.benchmarks.schema import new_row
 
 
 def naive_loop(checkpoint: str | Path, video: str | Path, *, warmup: int = 3) -> dict[str, Any]:
@@ -18,7 +18,7 @@ def naive_loop(checkpoint: str | Path, video: str | Path, *, warmup: int = 3) ->
     import numpy as np
     import torch
 
-    from export.checkpoint import load_checkpoint
+    from fakewatch.core.checkpoint import load_checkpoint
 
     with PeakRss() as rss:
         model, spec, _ = load_checkpoint(checkpoint)
@@ -59,7 +59,7 @@ def naive_loop(checkpoint: str | Path, video: str | Path, *, warmup: int = 3) ->
     fps = len(latencies) / wall
     return new_row(
         "naive", variant=spec.variant, timm_name=spec.timm_name, input_size=f"{h}x{w}", backend="torch",
-        precision="fp32", batch=1, runner_impl="OpenCV read + torch eager per frame (benchmarks.naive)",
+        precision="fp32", batch=1, runner_impl="OpenCV read + torch eager per frame (fakewatch.benchmarks.naive)",
         warmup=warmup, iters=len(latencies), latency_p50_ms=pct["p50"], latency_p90_ms=pct["p90"],
         latency_p99_ms=pct["p99"], latency_mean_ms=pct["mean"], throughput_ips=fps, sources=1,
         frames=len(latencies), frame_size=frame_size, capture_to_alert_p50_ms=pct["p50"],

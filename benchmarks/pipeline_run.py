@@ -1,4 +1,5 @@
-"""One end-to-end row: the real ``fakewatch watch`` pipeline (runtime.pipeline.Pipeline) on unpaced file sources.
+"""One end-to-end row: the real ``fakewatch watch`` pipeline (``fakewatch.runtime.pipeline.Pipeline``) on unpaced
+file sources.
 
 Sources are ``open_source(path, pace=False)``: decoded as fast as possible and lossless (the reader waits for the
 consumer instead of dropping), so every frame of every source is scored and frames/s is the pipeline's capacity.
@@ -13,15 +14,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .measure import PeakRss
-from .schema import new_row
+from fakewatch.benchmarks.measure import PeakRss
+from fakewatch.benchmarks.schema import new_row
 
 
 def run_pipeline(artifact: str | Path, backend: str, videos: Sequence[str], *, batch: int | None,
                  warmup: int = 3, max_wait_ms: float | None = None) -> dict[str, Any]:
-    from runtime.backends import load_runner
-    from runtime.pipeline import Pipeline, WatchConfig
-    from streams import open_source
+    from fakewatch.runtime.backends import load_runner
+    from fakewatch.runtime.pipeline import Pipeline, WatchConfig
+    from fakewatch.streams import open_source
 
     runner = load_runner(artifact, backend=backend)
     spec = runner.spec
@@ -49,7 +50,7 @@ def run_pipeline(artifact: str | Path, backend: str, videos: Sequence[str], *, b
     size = f"{first.width}x{first.height}" if getattr(first, "width", None) else None
     return new_row(
         "e2e", variant=spec.variant, timm_name=spec.timm_name, input_size=f"{spec.height}x{spec.width}",
-        backend=backend, precision=spec.precision, batch=max_batch, runner_impl="runtime.pipeline.Pipeline",
+        backend=backend, precision=spec.precision, batch=max_batch, runner_impl="fakewatch.runtime.pipeline.Pipeline",
         warmup=warmup, iters=b["count"], throughput_ips=frames / summary.duration_s, sources=len(videos),
         frames=frames, frame_size=size, mean_batch=b["mean_size"], dropped=int(summary.overall["dropped"]),
         capture_to_alert_p50_ms=total.get("p50"), capture_to_alert_p99_ms=total.get("p99"),

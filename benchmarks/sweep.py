@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .artifacts import ArtifactCache
-from .env import environment, load_average_1m
-from .model_bench import ModelCase, measure_model_case
-from .report import E2E_VIEW, MODEL_VIEW, fmt, print_table, skipped_lines, write_results
+from fakewatch.benchmarks.artifacts import ArtifactCache
+from fakewatch.benchmarks.env import environment, load_average_1m
+from fakewatch.benchmarks.model_bench import ModelCase, measure_model_case
+from fakewatch.benchmarks.report import E2E_VIEW, MODEL_VIEW, fmt, print_table, skipped_lines, write_results
 
 QUICK_VARIANTS = ("b0", "lite0")
 FULL_VARIANTS = tuple(f"b{i}" for i in range(8)) + tuple(f"lite{i}" for i in range(5))
@@ -60,7 +60,7 @@ def model_cases(cfg: BenchConfig) -> list[ModelCase]:
 
 
 def _row_budget(cfg: BenchConfig, variant: str) -> float | None:
-    from export.variants import resolve_variant
+    from fakewatch.core.variants import resolve_variant
 
     if cfg.slow_variant_max_seconds is not None and resolve_variant(variant).input_size >= 456:
         return cfg.slow_variant_max_seconds
@@ -88,8 +88,8 @@ def prepare(cfg: BenchConfig) -> int:
     """Export/quantize every artifact the planned rows need (slow for B5-B7), so a later timed run only times."""
     from tqdm import tqdm
 
-    from .artifacts import Unavailable
-    from .runners import backend_unavailable_reason
+    from fakewatch.benchmarks.artifacts import Unavailable
+    from fakewatch.benchmarks.runners import backend_unavailable_reason
 
     cache = ArtifactCache(cfg.workdir)
     needed = list(dict.fromkeys((c.variant, c.backend, c.precision) for c in model_cases(cfg)))
@@ -112,7 +112,7 @@ def run_bench(cfg: BenchConfig, argv: Sequence[str] | None = None) -> tuple[list
     """Measure everything ``cfg`` asks for; returns (rows, written file paths)."""
     from tqdm import tqdm
 
-    from .artifacts import tools_fingerprint
+    from fakewatch.benchmarks.artifacts import tools_fingerprint
 
     env = environment(argv)
     env["export_tools_fingerprint"] = tools_fingerprint()  # the artifact cache key (see artifacts.py)
@@ -133,7 +133,7 @@ def run_bench(cfg: BenchConfig, argv: Sequence[str] | None = None) -> tuple[list
             bar.write(_row_line(row), file=sys.stderr)
             bar.update(1)
     if cfg.e2e or cfg.naive:
-        from .e2e import run_pipeline_rows
+        from fakewatch.benchmarks.e2e import run_pipeline_rows
 
         for row in run_pipeline_rows(cfg, cache):
             rows.append(row)

@@ -1,4 +1,5 @@
-"""Run one benchmark job in a fresh process: ``python -m benchmarks.worker '<json>'`` -> one JSON row on stdout.
+"""Run one benchmark job in a fresh process: ``python -m fakewatch.benchmarks.worker '<json>'`` -> one JSON row on
+stdout.
 
 Why a process per row: (1) peak RSS is the whole process's high-water mark (VmHWM), which only means something
 for a process that ran just this model; (2) thread pools of one library (ONNX Runtime's spinning intra-op
@@ -19,8 +20,8 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
     """Jobs: "model" (one model-only case), "naive" (the naive loop), "e2e" (the watch pipeline)."""
     job = payload.get("job", "model")
     if job == "model":
-        from .artifacts import ArtifactCache
-        from .model_bench import ModelCase, run_model_case
+        from fakewatch.benchmarks.artifacts import ArtifactCache
+        from fakewatch.benchmarks.model_bench import ModelCase, run_model_case
 
         cache = ArtifactCache(payload["workdir"])
         case = ModelCase(payload["variant"], payload["backend"], payload["precision"], int(payload["batch"]),
@@ -28,11 +29,11 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         row = run_model_case(cache, case, warmup=int(payload["warmup"]), iters=int(payload["iters"]),
                              max_seconds=payload["max_seconds"], debug=bool(payload.get("debug")))
     elif job == "naive":
-        from .naive import naive_loop
+        from fakewatch.benchmarks.naive import naive_loop
 
         row = naive_loop(payload["checkpoint"], payload["video"])
     elif job == "e2e":
-        from .pipeline_run import run_pipeline
+        from fakewatch.benchmarks.pipeline_run import run_pipeline
 
         row = run_pipeline(payload["artifact"], payload["backend"], payload["sources"], batch=payload["batch"])
     else:
@@ -62,7 +63,7 @@ def _vm_hwm_mb() -> float | None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m benchmarks.worker '<case json>'", file=sys.stderr)
+        print("usage: python -m fakewatch.benchmarks.worker '<case json>'", file=sys.stderr)
         return 2
     row = run_job(json.loads(argv[0]))
     # a marker line, so library chatter on stdout can never be mistaken for the result
@@ -75,11 +76,12 @@ if __name__ == "__main__":
 
 
 def run_isolated(payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    """Run ``payload`` in ``python -m benchmarks.worker``; returns its row, or raises RuntimeError with the reason."""
+    """Run ``payload`` in ``python -m fakewatch.benchmarks.worker``; returns its row, or raises RuntimeError with the
+    reason."""
     import subprocess
 
     try:
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.worker", json.dumps(payload)],
+        proc = subprocess.run([sys.executable, "-m", "fakewatch.benchmarks.worker", json.dumps(payload)],
                               capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"worker timed out after {timeout_s:.0f} s") from None

@@ -2,8 +2,9 @@
 
 Sources are what ``fakewatch watch`` reads: image files, folders of images/videos, video files, and (via
 ``streams.open_source``) live sources such as webcams, RTSP/HTTP URLs and ``demo``. Every frame goes through
-``runtime.roi.RoiExtractor(spec)`` and ``runtime.preprocess.preprocess`` - exactly the tensors the model sees in
-production, so the activation ranges the calibrator measures are the ones that matter. Random tensors are never used.
+``fakewatch.core.roi.RoiExtractor(spec)`` and ``fakewatch.core.preprocess.preprocess`` - exactly the tensors the model
+sees in production, so the activation ranges the calibrator measures are the ones that matter. Random tensors are never
+used.
 
 Sampling: files are sampled evenly over their whole length (a 10-minute clip contributes frames from its start,
 middle and end, not its first 4 seconds); live sources are read with a stride. With ``roi="face"`` each detected
@@ -21,7 +22,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .contract import ModelSpec
+from fakewatch.core.contract import ModelSpec
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".y4m"}
@@ -100,7 +101,7 @@ def _video_frames(path: Path, want: int) -> Iterator[tuple[str, np.ndarray]]:
 
 def _live_frames(uri: str, want: int, stride: int) -> Iterator[tuple[str, np.ndarray, float]]:
     try:
-        from streams import open_source
+        from fakewatch.streams import open_source
     except (ImportError, AttributeError) as exc:
         raise CalibrationError(f"calibration source {uri!r} is not a file or folder, and live sources need "
                                f"streams.open_source, which is not available ({exc})") from None
@@ -177,8 +178,8 @@ def collect_frames(sources: Sequence[str | os.PathLike], spec: ModelSpec, max_sa
     """Up to ``max_samples`` model inputs from ``sources``, via the runtime's ROI extractor and preprocessing."""
     from tqdm import tqdm
 
-    from runtime.preprocess import preprocess
-    from runtime.roi import RoiExtractor
+    from fakewatch.core.preprocess import preprocess
+    from fakewatch.core.roi import RoiExtractor
 
     if not sources:
         raise CalibrationError(f"no {desc} sources given; pass video files, image folders or live sources")

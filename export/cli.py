@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-# export.quantize.RECIPES' keys, spelled out so `fakewatch --help` does not import the quantizer (a test checks)
+#  fakewatch.export.quantize.RECIPES' keys, spelled out so `fakewatch --help` does not import the quantizer (a test
+# checks)
 QUANT_TARGETS = ("cpu", "openvino", "tensorrt")
 
 
@@ -79,7 +80,7 @@ def _register_fp16(sub2: argparse._SubParsersAction) -> None:
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    from .variants import format_table
+    from fakewatch.core.variants import format_table
 
     if args.list:
         print(format_table())
@@ -89,9 +90,9 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _run_onnx(args: argparse.Namespace) -> int:
-    from .checkpoint import build_model, default_spec, load_checkpoint
-    from .onnx_export import export_onnx
-    from .variants import resolve_variant
+    from fakewatch.core.checkpoint import build_model, default_spec, load_checkpoint
+    from fakewatch.core.variants import resolve_variant
+    from fakewatch.export.onnx_export import export_onnx
 
     src = Path(args.model)
     notes: list[str] = []
@@ -117,7 +118,7 @@ def _run_onnx(args: argparse.Namespace) -> int:
 
 
 def _run_quantize(args: argparse.Namespace) -> int:
-    from .quantize import quantize_onnx
+    from fakewatch.export.quantize import quantize_onnx
 
     result = quantize_onnx(args.model, args.output, args.target, args.calib, args.method,
                            calib_frames=args.calib_frames,
@@ -128,7 +129,7 @@ def _run_quantize(args: argparse.Namespace) -> int:
 
 
 def _run_fp16(args: argparse.Namespace) -> int:
-    from .fp16 import convert_fp16
+    from fakewatch.export.fp16 import convert_fp16
 
     if args.max_flip_rate is not None and not args.holdout:
         raise ValueError("--max-flip-rate needs --holdout frames to measure the flip rate on")

@@ -3,7 +3,7 @@
 Everything that decides *what* to build is pure and CPU-tested: batch-profile parsing, ONNX precision inspection
 (Q/DQ nodes, symmetric zero points, FP16 tensors), the version-keyed flag table, parser-error formatting, the JSON
 sidecar and the compatibility check an engine gets before it is loaded. :func:`build_engine` (in
-:mod:`export.engine_build`) only executes a :class:`BuildPlan` with the TensorRT Python API.
+:mod:`fakewatch.export.engine_build`) only executes a :class:`BuildPlan` with the TensorRT Python API.
 
 TensorRT 10 -> 11 (NVIDIA's 10.x-to-11.x migration guide):
 * 11 removes ``BuilderFlag.FP16/INT8/BF16/FP8/INT4/FP4``, ``OBEY/PREFER_PRECISION_CONSTRAINTS``, ``DIRECT_IO`` and
@@ -19,19 +19,25 @@ The engine file is a plain plan (no header bytes) so trtexec, DeepStream and Tri
 """
 from __future__ import annotations
 
-import hashlib
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .contract import ModelSpec, write_sidecar
+from fakewatch.core.contract import ModelSpec, write_sidecar
+
+# shared with the runner (fakewatch.runtime.backends.tensorrt_runner): re-exported for the engine CLI and tests
+from fakewatch.core.tensorrt import (
+    TENSORRT_MISSING,
+    EngineCompatError,
+    check_engine_compat,
+    file_sha256,
+    format_cc,
+    parse_trt_version,
+)
 
 PRECISIONS = ("fp32", "fp16", "int8", "best")
 MAX_PROFILE_BATCH = 1024
-TENSORRT_MISSING = ("TensorRT is not installed: pip install 'fakewatch[tensorrt]' (x86_64/SBSA with an NVIDIA "
-                    "driver), or on a Jetson use JetPack's TensorRT (sudo apt install python3-libnvinfer) plus "
-                    "pycuda; see docs/jetson.md")
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 _FLOAT16 = 10  # onnx.TensorProto.FLOAT16
 _UINT8 = 2     # onnx.TensorProto.UINT8
@@ -39,10 +45,6 @@ _UINT8 = 2     # onnx.TensorProto.UINT8
 
 class EngineBuildError(ValueError):
     """The requested engine cannot be built (bad option, unsupported model, parser/builder failure)."""
-
-
-class EngineCompatError(RuntimeError):
-    """An engine was built for another TensorRT version or GPU architecture than the one running."""
 
 
 # ----------------------------------------------------------------------------- batch profile
@@ -153,8 +155,6 @@ TRT_CAPABILITIES: dict[int, TrtCapabilities] = {
 
 
 def capabilities_for(version: str | Sequence[int]) -> TrtCapabilities:
-    from runtime.backends.tensorrt_plan import parse_trt_version  # pure module, no TensorRT import
-
     nums = parse_trt_version(version) if isinstance(version, str) else tuple(version)
     if nums[0] < min(TRT_CAPABILITIES):
         raise EngineBuildError(f"TensorRT {'.'.join(map(str, nums))} is too old: fakewatch uses the TensorRT 10 "
@@ -288,22 +288,6 @@ def default_engine_path(onnx_path: str | Path) -> Path:
     return Path(onnx_path).with_suffix(".engine")
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def format_cc(cc: Any) -> str:
-    """(8, 7) / "8.7" / "sm_87" -> "8.7"."""
-    if isinstance(cc, (tuple, list)):
-        return f"{int(cc[0])}.{int(cc[1])}"
-    text = str(cc).strip().lower().removeprefix("sm_")
-    return text if "." in text else f"{text[:-1]}.{text[-1]}"
-
-
 def rebuild_command(onnx_path: str | Path, engine_path: str | Path, options: BuildOptions) -> str:
     args = ["fakewatch", "engine", str(onnx_path), "-o", str(engine_path), "--precision", options.precision,
             "--batch", str(options.profile), "--workspace-mb", str(options.workspace_mb),
@@ -346,44 +330,6 @@ def write_engine_sidecar(engine_path: str | Path, spec: ModelSpec, info: Mapping
     built = spec.replace(precision=info["precision"]).with_provenance(
         tensorrt_engine={k: info[k] for k in ("version", "gpu_name", "compute_capability", "onnx_sha256")})
     return write_sidecar(engine_path, built, extra={"tensorrt": dict(info)})
-
-
-def check_engine_compat(doc: Mapping[str, Any], running_trt_version: str, gpu_name: str, compute_capability: Any,
-                        engine_path: str | Path = "engine") -> list[str]:
-    """Compare an engine's sidecar with the running TensorRT and GPU before deserializing it.
-
-    Raises :class:`EngineCompatError` with one message naming both sides and the exact rebuild command; returns
-    warnings for differences TensorRT tolerates (another GPU model of the same architecture).
-    """
-    from runtime.backends.tensorrt_plan import parse_trt_version
-
-    info = doc.get("tensorrt") if isinstance(doc, Mapping) else None
-    if not isinstance(info, Mapping) or not {"version", "compute_capability"} <= set(info):
-        raise EngineCompatError(f"{engine_path}: its sidecar has no 'tensorrt' section with version and "
-                                f"compute_capability; rebuild it with `fakewatch engine MODEL.onnx -o {engine_path}`")
-    built_v, run_v = str(info["version"]), str(running_trt_version)
-    built_cc, run_cc = format_cc(info["compute_capability"]), format_cc(compute_capability)
-    bv, rv = parse_trt_version(built_v), parse_trt_version(run_v)
-    problems = []
-    if info.get("version_compatible"):
-        if rv[0] != bv[0] or rv < bv:
-            problems.append(f"a version-compatible engine from TensorRT {built_v} needs TensorRT "
-                            f"{bv[0]}.x >= {built_v}")
-    elif rv[:3] != bv[:3]:
-        problems.append("engines only load with the TensorRT version that built them")
-    if run_cc != built_cc:
-        problems.append("engines only run on the GPU architecture (compute capability) they were built for")
-    if problems:
-        cmd = info.get("rebuild_command") or f"fakewatch engine MODEL.onnx -o {engine_path}"
-        raise EngineCompatError(
-            f"{engine_path} was built with TensorRT {built_v} for {info.get('gpu_name', '?')} (compute capability "
-            f"{built_cc}); this machine runs TensorRT {run_v} on {gpu_name} (compute capability {run_cc}): "
-            f"{'; '.join(problems)}. Rebuild it here: {cmd}")
-    warnings = []
-    if info.get("gpu_name") and str(info["gpu_name"]) != str(gpu_name):
-        warnings.append(f"{engine_path} was tuned on {info['gpu_name']}, running on {gpu_name} (same compute "
-                        f"capability {run_cc}): it works, but rebuild here for best speed")
-    return warnings
 
 
 __all__ = ["BatchProfile", "BuildOptions", "BuildPlan", "EngineBuildError", "EngineCompatError",

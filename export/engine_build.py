@@ -1,9 +1,10 @@
-"""The thin part of ``fakewatch engine``: executes a :class:`~export.engine.BuildPlan` with TensorRT's Python API.
+"""The thin part of ``fakewatch engine``: executes a :class:`~fakewatch.export.engine.BuildPlan` with TensorRT's
+Python API.
 
 Written against the documented TensorRT 10/11 API (Builder, OnnxParser.parse_from_file/num_errors/get_error,
 IBuilderConfig.set_memory_pool_limit/builder_optimization_level/set_flag/create_timing_cache/set_timing_cache,
 build_serialized_network). It has NOT been run in this project's CI (no GPU/TensorRT there); everything it
-decides with is in :mod:`export.engine` and CPU-tested.
+decides with is in :mod:`fakewatch.export.engine` and CPU-tested.
 """
 from __future__ import annotations
 
@@ -13,10 +14,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .contract import load_spec
-from .engine import (TENSORRT_MISSING, BuildOptions, BuildPlan, EngineBuildError, ParserErrorInfo,
-                     default_engine_path, engine_build_info, file_sha256, format_parser_errors,
-                     inspect_onnx_precision, make_build_plan, check_precision_request, write_engine_sidecar)
+from fakewatch.core.contract import load_spec
+from fakewatch.export.engine import (
+    TENSORRT_MISSING,
+    BuildOptions,
+    BuildPlan,
+    EngineBuildError,
+    ParserErrorInfo,
+    check_precision_request,
+    default_engine_path,
+    engine_build_info,
+    file_sha256,
+    format_parser_errors,
+    inspect_onnx_precision,
+    make_build_plan,
+    write_engine_sidecar,
+)
 
 
 @dataclass

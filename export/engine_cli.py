@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .engine import BuildOptions, parse_profile
-    from .engine_build import build_engine
+    from fakewatch.export.engine import BuildOptions, parse_profile
+    from fakewatch.export.engine_build import build_engine
 
     options = BuildOptions(precision=args.precision, profile=parse_profile(args.batch),
                            workspace_mb=args.workspace_mb, timing_cache=args.timing_cache, dla_core=args.dla_core,

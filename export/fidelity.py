@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from runtime.decision import sigmoid
-
-from .contract import ModelSpec
+from fakewatch.core.contract import ModelSpec
+from fakewatch.core.metrics import sigmoid
 
 FIDELITY_SUFFIX = ".fidelity.json"
 
@@ -53,7 +52,7 @@ def run_artifact(path: str | Path, inputs: np.ndarray, spec: ModelSpec, backend:
         import importlib.util
 
         if importlib.util.find_spec("openvino") is not None:
-            from runtime.backends.openvino_runner import OpenVINORunner
+            from fakewatch.runtime.backends.openvino_runner import OpenVINORunner
 
             with OpenVINORunner(path, spec) as runner:
                 out = np.concatenate([runner.infer(np.ascontiguousarray(inputs[i:i + batch]))
@@ -66,7 +65,7 @@ def run_artifact(path: str | Path, inputs: np.ndarray, spec: ModelSpec, backend:
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     """ROC AUC over the labelled samples (NaN label = unknown); None unless both classes are present."""
-    from training.metrics import roc_auc   # numpy-only; one AUC implementation for training and export
+    from fakewatch.core.metrics import roc_auc  # numpy-only; one AUC implementation for training and export
 
     keep = ~np.isnan(labels)
     y = (labels[keep] > 0.5).astype(np.int64)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .calibration import CalibrationError
-from .contract import ModelSpec, embed_in_onnx, sidecar_path, write_sidecar
-from .fidelity import FidelityReport, fidelity_path, fidelity_report, run_onnx
+from fakewatch.core.contract import ModelSpec, embed_in_onnx, sidecar_path, write_sidecar
+from fakewatch.export.calibration import CalibrationError
+from fakewatch.export.fidelity import FidelityReport, fidelity_path, fidelity_report, run_onnx
 
 # Ops whose FP16 versions lose accuracy or lack kernels; they stay float32 behind Casts.
 FP16_OP_BLOCK_LIST = ("Resize", "Range", "NonMaxSuppression", "TopK", "RoiAlign", "RandomUniform",
@@ -51,7 +51,7 @@ def convert_fp16(model_path: str | Path, out_path: str | Path | None = None, *, 
         from onnxconverter_common import float16
     except ImportError:
         raise RuntimeError("FP16 conversion needs onnxconverter-common: pip install 'fakewatch[export]'") from None
-    from .quantize import QuantizationError, _as_frames, fp32_source_and_output
+    from fakewatch.export.quantize import QuantizationError, _as_frames, fp32_source_and_output
 
     t0 = time.perf_counter()
     model_path, spec, out = fp32_source_and_output(model_path, out_path, "fp16", "convert")

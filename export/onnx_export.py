@@ -10,12 +10,11 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from .contract import ModelSpec, embed_in_onnx, write_sidecar
-from .graph_passes import reduce_mean_to_global_pool
+from fakewatch.core.contract import ModelSpec, embed_in_onnx, write_sidecar
+from fakewatch.export.graph_passes import reduce_mean_to_global_pool
 
 DEFAULT_OPSET = 17
 DEFAULT_TOLERANCE = 1e-4

@@ -1,6 +1,6 @@
 """FP32 ONNX -> INT8 ONNX with real calibration frames, one recipe per deployment target, plus a fidelity report.
 
-    from export.quantize import quantize_onnx
+    from fakewatch.export.quantize import quantize_onnx
     result = quantize_onnx("model.onnx", "model.int8.onnx", target="cpu", calib_inputs=["clips/"], method="minmax")
 
 Recipes (measured, see docs/quantization.md): the wrong recipe makes INT8 *slower* than FP32 on a CPU (symmetric
@@ -19,9 +19,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .calibration import CalibrationError, FrameSet, collect_frames, split_holdout
-from .contract import ModelSpec, embed_in_onnx, load_spec, sidecar_path, write_sidecar
-from .fidelity import FidelityReport, fidelity_path, fidelity_report
+from fakewatch.core.contract import ModelSpec, embed_in_onnx, load_spec, sidecar_path, write_sidecar
+from fakewatch.export.calibration import CalibrationError, FrameSet, collect_frames, split_holdout
+from fakewatch.export.fidelity import FidelityReport, fidelity_path, fidelity_report
 
 METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_CALIB_FRAMES = 128

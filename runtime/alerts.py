@@ -3,7 +3,7 @@
 Every record is one JSON object on one line with ``"type"`` in {state, status, source, frame, summary}, the schema
 version ``"v"``, the wall-clock time ``"ts"`` (Unix seconds) and ``"t"`` (seconds since the run started).
 :data:`ALERT_SCHEMA` is the JSON Schema (draft 2020-12) of a line; docs/runtime.md shows it and
-``fakewatch watch --print-schema`` prints it. Stream ids and messages pass through :func:`streams.redact` before
+``fakewatch watch --print-schema`` prints it. Stream ids and messages pass through :func:`fakewatch.core.redact` before
 they are written, so a URL with credentials never reaches a log.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import IO, Any, Mapping
 
-from streams.redact import redact
+from fakewatch.core.redact import redact
 
 SCHEMA_VERSION = 1
 

@@ -1,6 +1,6 @@
 """Measure what --batch / --max-wait-ms do on this machine (how the defaults in runtime/batcher.py were chosen).
 
-    python -m runtime.batch_sweep --model model.onnx [--sources 4] [--fps 25] [--waits 0,5,10,20,40]
+    python -m fakewatch.runtime.batch_sweep --model model.onnx [--sources 4] [--fps 25] [--waits 0,5,10,20,40]
 
 Part 1 times the model alone per batch size (ms per batch and per image). Part 2 runs the real pipeline on N
 generated live-paced sources for each max-wait and reports batch sizes, end-to-end latency, fps and drops. The ROI is
@@ -46,10 +46,9 @@ def _video(path: Path, fps: float, seconds: float = 2.0) -> Path:
 
 def pipeline_sweep(model: Path, n_sources: int, fps: float, waits: list[float], seconds: float,
                    batch: int | None) -> list[dict]:
-    from streams import open_source
-
-    from .backends import load_runner
-    from .pipeline import Pipeline, WatchConfig
+    from fakewatch.runtime.backends import load_runner
+    from fakewatch.runtime.pipeline import Pipeline, WatchConfig
+    from fakewatch.streams import open_source
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,7 +78,7 @@ def _table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m runtime.batch_sweep", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m fakewatch.runtime.batch_sweep", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--sources", type=int, default=4)
     ap.add_argument("--fps", type=float, default=25.0)
@@ -88,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--batch", type=int, default=None, help="pipeline max batch (default: number of sources)")
     args = ap.parse_args(argv)
-    from .backends import load_runner
+    from fakewatch.runtime.backends import load_runner
 
     with load_runner(args.model) as runner:
         print(f"model only ({args.model.name}, {runner.name}):")

@@ -7,7 +7,7 @@ The kernel turns a batch of uint8 BGR frames (each with its own size and ROI box
   staging buffer on the GPU path - plus an int64 table with one row per image
   ``[offset, width, height, row_stride, x0, y0, x1, y1]`` (:data:`TABLE_FIELDS`).
 * :func:`reference_bilinear`: NumPy float implementation of exactly the kernel's math on the packed batch. The
-  CPU tests compare it with :func:`runtime.preprocess.preprocess` (cv2's fixed-point INTER_LINEAR); the GPU
+  CPU tests compare it with :func:`fakewatch.core.preprocess.preprocess` (cv2's fixed-point INTER_LINEAR); the GPU
   tests compare the kernel with it.
 * launchers: :class:`PycudaPreprocessor` (used by the TensorRT runner, compiled at run time with
   ``pycuda.compiler.SourceModule``) and :class:`CupyPreprocessor` (``cupy.RawModule``, for GPU tests / CuPy
@@ -23,10 +23,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from export.contract import ModelSpec
-
-from .cuda import kernel_source_path
-from .roi import Box
+from fakewatch.core.contract import ModelSpec
+from fakewatch.core.roi import Box
+from fakewatch.runtime.cuda import kernel_source_path
 
 TABLE_FIELDS = 8
 T_OFFSET, T_WIDTH, T_HEIGHT, T_STRIDE, T_X0, T_Y0, T_X1, T_Y1 = range(TABLE_FIELDS)
@@ -35,7 +34,7 @@ KERNELS = {np.dtype(np.float32): "fw_preprocess_f32", np.dtype(np.float16): "fw_
 _ALIGN = 16  # start every image on a 16-byte boundary (cheap; keeps rows friendly to wide loads later)
 
 #: Tolerance between the kernel's float math (== reference_bilinear) and cv2's fixed-point INTER_LINEAR with
-#: uint8 rounding (runtime.preprocess.preprocess), in normalised model-input units. Measured on CPU over random
+#: uint8 rounding (fakewatch.core.preprocess.preprocess), in normalised model-input units. Measured on CPU over random
 #: and smooth images, down- and up-scaling, odd crops (tests/runtime/test_tensorrt_preprocess.py): max 0.0138
 #: (= 0.79 uint8 step), mean 0.0047; identical (0.0) when the crop already has the output size. One uint8 step
 #: is 1/(255*0.229) = 0.0171 with ImageNet std, so the bound is "under one uint8 step".
@@ -293,11 +292,11 @@ def preprocess_into(runner: Any, images: Sequence[np.ndarray], boxes: Sequence[B
     """Fill a GPU runner's input buffer from frames + boxes (one kernel launch); returns the batch size n.
 
     Follow with ``runner.infer_prepared(n)``. Only runners with ``accepts_device_input = True`` (the TensorRT
-    runner) support this; others take :func:`runtime.preprocess.preprocess` output through ``runner.infer``.
+    runner) support this; others take :func:`fakewatch.core.preprocess.preprocess` output through ``runner.infer``.
     """
     if not getattr(runner, "accepts_device_input", False):
         raise ValueError(f"{getattr(runner, 'name', type(runner).__name__)} runner does not take GPU-preprocessed "
-                         f"input; use runtime.preprocess.preprocess + runner.infer")
+                         f"input; use fakewatch.core.preprocess.preprocess + runner.infer")
     if len(images) != len(boxes):
         raise ValueError(f"preprocess: {len(images)} images but {len(boxes)} boxes")
     if runner.max_batch is not None and len(images) > runner.max_batch:

@@ -8,8 +8,8 @@ fake frame). A rolling window (last N frames, or last S seconds of stream time) 
 * ``confident``  - a streaming form of the DFDC winner's *confident strategy* (selimsef/dfdc_deepfake_challenge):
   the mean of confident fake scores (> 0.8) if there are enough of them (more than ``len // 2.5`` and more than 11),
   else the mean of confident real scores (< 0.2) if they are more than 90 % of the window, else the plain mean.
-  :func:`confident_strategy` is the offline original; the streaming version keeps running counts and sums and
-  returns the same value on the same window (tested).
+  :func:`fakewatch.core.metrics.confident_strategy` is the offline original; the streaming version keeps running counts
+  and sums and returns the same value on the same window (tested).
 
 States: UNKNOWN (warming up, or too few scored frames - the no-face rule), REAL, FAKE. Hysteresis: a stream enters
 FAKE when the rolling score reaches ``enter`` and leaves it when the score falls below ``leave`` (< enter); either
@@ -23,32 +23,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-import numpy as np
-
 UNKNOWN, REAL, FAKE = "UNKNOWN", "REAL", "FAKE"
 STATES = (UNKNOWN, REAL, FAKE)
 AGGREGATIONS = ("mean", "ema", "confident")
 WINDOW_UNITS = ("frames", "s")
-
-
-def confident_strategy(pred: Sequence[float], t: float = 0.8, low: float = 0.2, min_fakes: int = 11,
-                       fake_div: float = 2.5, real_frac: float = 0.9) -> float:
-    """The DFDC winner's offline aggregation of per-frame fake probabilities (NaN for an empty list)."""
-    pred = np.asarray(pred, np.float64)
-    sz = len(pred)
-    if sz == 0:
-        return float("nan")
-    fakes = np.count_nonzero(pred > t)
-    if fakes > sz // fake_div and fakes > min_fakes:
-        return float(np.mean(pred[pred > t]))
-    if np.count_nonzero(pred < low) > real_frac * sz:
-        return float(np.mean(pred[pred < low]))
-    return float(np.mean(pred))
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    return np.where(x >= 0, 1.0 / (1.0 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x))))
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from export.contract import ModelSpec
-
-from .alerts import Sink, make_record
-from .backends.base import Runner
-from .batcher import AUTO_BATCH_CAP, Batch, Batcher, default_max_wait_ms
-from .decision import DecisionConfig, Decision, StreamDecider, sigmoid
-from .latency import LatencyTracker, format_summary
-from .preprocess import preprocess
-from .roi import Box, RoiExtractor, RoiTracker, make_face_detector
+from fakewatch.core.contract import ModelSpec
+from fakewatch.core.metrics import sigmoid
+from fakewatch.core.preprocess import preprocess
+from fakewatch.core.roi import Box, RoiExtractor, RoiTracker, make_face_detector
+from fakewatch.runtime.alerts import Sink, make_record
+from fakewatch.runtime.backends.base import Runner
+from fakewatch.runtime.batcher import AUTO_BATCH_CAP, Batch, Batcher, default_max_wait_ms
+from fakewatch.runtime.decision import Decision, DecisionConfig, StreamDecider
+from fakewatch.runtime.latency import LatencyTracker, format_summary
 
 
 def check_watchable(spec: ModelSpec, artifact: object = "model") -> None:
@@ -93,7 +93,7 @@ class Pipeline:
     def __init__(self, sources: Sequence[Any], runner: Runner, cfg: WatchConfig | None = None,
                  sinks: Sequence[Sink] = (), stop_event: threading.Event | None = None,
                  clock: Callable[[], float] = time.monotonic, model_name: str | None = None) -> None:
-        from streams import SourceGroup  # lazy: keeps `import runtime` free of reader threads machinery
+        from fakewatch.streams import SourceGroup  # lazy: keeps `import runtime` free of reader threads machinery
 
         if not sources:
             raise ValueError("watch needs at least one source")
@@ -205,7 +205,7 @@ class Pipeline:
 
     def _infer_device(self, batch: Batch) -> np.ndarray:
         """Fused CUDA preprocessing straight into the engine's input buffer, then inference (no host tensor)."""
-        from .cuda_preprocess import preprocess_into
+        from fakewatch.runtime.cuda_preprocess import preprocess_into
 
         images = [it.frame.image for it in batch.items for _ in it.boxes]
         boxes = [b for it in batch.items for b in it.boxes]
@@ -307,7 +307,8 @@ class Pipeline:
                              dict(self.batch_reasons), list(self.batch_log), stop_reason, self.events,
                              list(self.frame_records), model=self.model_name, backend=self.runner.name)
         self._emit(make_record("summary", duration, duration_s=duration, model=self.model_name,
-                               backend=self.runner.name, batches={**summary.batches(), "max_batch": self.batcher.max_batch
+                               backend=self.runner.name, batches={**summary.batches(), "max_batch":
+                               self.batcher.max_batch
                                                                     if self.batcher else None,
                                                                     "max_wait_ms": self.max_wait_ms}, streams=streams,
                                latency_ms=summary.overall["latency_ms"], stop_reason=stop_reason))
@@ -324,7 +325,7 @@ def runs_on_gpu(runner: Runner) -> bool:
 
 
 def _ms_until(timings: dict[str, float], stage: str) -> dict[str, float]:
-    from .latency import stage_durations_ms
+    from fakewatch.runtime.latency import stage_durations_ms
 
     upto = {k: v for k, v in timings.items() if k != "alert" or stage == "alert"}
     return {k: round(v, 3) for k, v in stage_durations_ms(upto).items()}

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .backends import BACKENDS
+from fakewatch.runtime.backends import BACKENDS
 
 #: name of each backend's CPU-threads option
 THREAD_OPTION = {"onnxruntime": "intra_op_threads", "torch": "threads", "openvino": "threads"}
@@ -106,7 +106,7 @@ def parse_window(text: str) -> tuple[float, str]:
 
 def _source_opts(uri: str, wanted: dict[str, Any]) -> dict[str, Any]:
     """The subset of ``wanted`` options that this source kind accepts (pace/loop mean nothing to a camera)."""
-    from streams import registry
+    from fakewatch.streams import registry
 
     for kind, matches, target in registry.KINDS:
         if matches(uri):
@@ -125,12 +125,11 @@ def resolve_model(model: Path | None) -> Path:
 
 
 def _run_watch(args: argparse.Namespace) -> int:
-    from streams import open_source
-
-    from .alerts import ALERT_SCHEMA, JsonlSink, LiveView
-    from .backends import artifact_backend, load_runner
-    from .decision import DecisionConfig
-    from .pipeline import Pipeline, WatchConfig, check_watchable
+    from fakewatch.runtime.alerts import ALERT_SCHEMA, JsonlSink, LiveView
+    from fakewatch.runtime.backends import artifact_backend, load_runner
+    from fakewatch.runtime.decision import DecisionConfig
+    from fakewatch.runtime.pipeline import Pipeline, WatchConfig, check_watchable
+    from fakewatch.streams import open_source
 
     if args.print_schema:
         print(json.dumps(ALERT_SCHEMA, indent=2))

@@ -1,6 +1,6 @@
 """fakewatch streams: webcam / RTSP / HTTP / file / demo sources read live, newest frame wins.
 
-    from streams import open_source, SourceGroup
+    from fakewatch.streams import open_source, SourceGroup
     group = SourceGroup([open_source("rtsp://user:pw@cam/stream"), open_source("clip.mp4", pace=True)])
     group.start()
     frames = group.wait_frames(0.1)
@@ -12,26 +12,26 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from streams.frame import Frame
-from streams.redact import redact
-from streams.source import RawRead, Source, SourceError, SourceInfo
+from fakewatch.core.redact import redact
+from fakewatch.streams.frame import Frame
+from fakewatch.streams.source import RawRead, Source, SourceError, SourceInfo
 
 # A library logs, the application decides where it goes (no "lastResort" stderr output for warnings).
-logging.getLogger("streams").addHandler(logging.NullHandler())
+logging.getLogger("fakewatch.streams").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:  # pragma: no cover
-    from streams.group import ReaderStats, SourceEvent, SourceGroup
-    from streams.registry import open_source
+    from fakewatch.streams.group import ReaderStats, SourceEvent, SourceGroup
+    from fakewatch.streams.registry import open_source
 
 __all__ = ["open_source", "SourceGroup", "SourceEvent", "ReaderStats", "SourceError", "SourceInfo", "Source",
            "RawRead", "Frame", "redact"]
 
-# name -> module that defines it; loaded on first attribute access (keeps `import streams` light).
+# name -> module that defines it; loaded on first attribute access (keeps `import fakewatch.streams` light).
 _LAZY = {
-    "open_source": "streams.registry",
-    "SourceGroup": "streams.group",
-    "SourceEvent": "streams.group",
-    "ReaderStats": "streams.group",
+    "open_source": "fakewatch.streams.registry",
+    "SourceGroup": "fakewatch.streams.group",
+    "SourceEvent": "fakewatch.streams.group",
+    "ReaderStats": "fakewatch.streams.group",
 }
 
 

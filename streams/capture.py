@@ -18,12 +18,12 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from streams.ffmpeg_options import build as build_ffmpeg_options
-from streams.ffmpeg_options import ffmpeg_options
-from streams.diagnose import diagnose_http, diagnose_rtsp
-from streams.source import RawRead, Source, SourceError
+from fakewatch.streams.diagnose import diagnose_http, diagnose_rtsp
+from fakewatch.streams.ffmpeg_options import build as build_ffmpeg_options
+from fakewatch.streams.ffmpeg_options import ffmpeg_options
+from fakewatch.streams.source import RawRead, Source, SourceError
 
-log = logging.getLogger("streams")
+log = logging.getLogger("fakewatch.streams")
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935, "rtmps": 443}
 NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https", "rtmp", "rtmps", "srt", "udp", "tcp")

@@ -37,7 +37,7 @@ def _opts_for(uri: str, args: argparse.Namespace) -> dict[str, Any]:
     """The options from the command line that this source kind accepts."""
     import inspect
 
-    from streams import registry
+    from fakewatch.streams import registry
 
     wanted: dict[str, Any] = {"pace": not args.no_pace, "loop": args.loop, "transport": args.transport,
                               "open_timeout_s": args.open_timeout, "width": args.width, "height": args.height,
@@ -50,8 +50,8 @@ def _opts_for(uri: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_probe(args: argparse.Namespace) -> int:
-    from streams import SourceGroup, open_source
-    from streams.backoff import Backoff
+    from fakewatch.streams import SourceGroup, open_source
+    from fakewatch.streams.backoff import Backoff
 
     if args.seconds <= 0:
         raise ValueError(f"--seconds must be > 0, got {args.seconds}")

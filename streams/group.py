@@ -9,13 +9,13 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from streams.backoff import Backoff
-from streams.frame import Frame
-from streams.reader import Reader
-from streams.redact import redact
-from streams.source import Source, SourceInfo
+from fakewatch.core.redact import redact
+from fakewatch.streams.backoff import Backoff
+from fakewatch.streams.frame import Frame
+from fakewatch.streams.reader import Reader
+from fakewatch.streams.source import Source, SourceInfo
 
-log = logging.getLogger("streams")
+log = logging.getLogger("fakewatch.streams")
 
 STATES = ("connecting", "live", "reconnecting", "failed", "eof", "stopped")
 _LEVEL = {"reconnecting": logging.WARNING, "failed": logging.ERROR}

@@ -13,12 +13,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from streams.backoff import Backoff
-from streams.frame import Frame
-from streams.redact import redact
-from streams.source import RawRead, Source, SourceError
+from fakewatch.core.redact import redact
+from fakewatch.streams.backoff import Backoff
+from fakewatch.streams.frame import Frame
+from fakewatch.streams.source import RawRead, Source, SourceError
 
-log = logging.getLogger("streams")
+log = logging.getLogger("fakewatch.streams")
 
 FPS_WINDOW_S = 2.0
 ENDED_STATES = ("failed", "eof", "stopped")

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from streams.capture import NETWORK_SCHEMES
-from streams.redact import redact
-from streams.source import Source, SourceError
+from fakewatch.core.redact import redact
+from fakewatch.streams.capture import NETWORK_SCHEMES
+from fakewatch.streams.source import Source, SourceError
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://")
 
@@ -39,10 +39,10 @@ def _is_file(uri: str) -> bool:
 
 # (kind, matcher, "module:Class"). Order matters: first match wins.
 KINDS: list[tuple[str, Callable[[str], bool], str]] = [
-    ("demo", _is_demo, "streams.demo:DemoSource"),
-    ("webcam", _is_webcam, "streams.capture:WebcamSource"),
-    ("network", _is_network, "streams.capture:NetworkSource"),
-    ("file", _is_file, "streams.file_source:FileSource"),
+    ("demo", _is_demo, "fakewatch.streams.demo:DemoSource"),
+    ("webcam", _is_webcam, "fakewatch.streams.capture:WebcamSource"),
+    ("network", _is_network, "fakewatch.streams.capture:NetworkSource"),
+    ("file", _is_file, "fakewatch.streams.file_source:FileSource"),
 ]
 
 USAGE = ("webcam index (0, 1) or /dev/videoN; rtsp://HOST[:PORT]/PATH (also rtsps://, credentials as "

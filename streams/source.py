@@ -1,7 +1,7 @@
 """The `Source` contract every stream kind implements (webcam, RTSP/HTTP, file, demo).
 
-A Source is a plain blocking reader; threading, dropping, reconnecting and events live in `streams.reader` /
-`streams.group`. Subclasses set `kind` and `live`, and implement `open()`, `read()`, `close()`.
+A Source is a plain blocking reader; threading, dropping, reconnecting and events live in `fakewatch.streams.reader` /
+`fakewatch.streams.group`. Subclasses set `kind` and `live`, and implement `open()`, `read()`, `close()`.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from streams.redact import redact
+from fakewatch.core.redact import redact
 
 
 class SourceError(RuntimeError):

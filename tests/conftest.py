@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_spec():
     """Contract of timm's tiny test_efficientnet at 64x64, full-frame ROI."""
-    from export.checkpoint import default_spec
+    from fakewatch.core.checkpoint import default_spec
 
     return default_spec("test", roi="full")
 
@@ -45,8 +45,8 @@ def tiny_onnx(tmp_path_factory, tiny_spec):
     pytest.importorskip("timm")
     import torch
 
-    from export.checkpoint import build_model
-    from export.onnx_export import export_onnx
+    from fakewatch.core.checkpoint import build_model
+    from fakewatch.export.onnx_export import export_onnx
 
     torch.manual_seed(0)
     model = build_model(tiny_spec, exportable=True)

@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.eval_only:
         return _run_eval(args)
-    from .trainer import TrainConfig, train
+    from fakewatch.training.trainer import TrainConfig, train
 
     init = args.init or ("file" if args.pretrained_file else "hub")
     if init == "file" and not args.pretrained_file:
@@ -85,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--val-frac must be between 0 and 1, got {args.val_frac}")
     if args.target_fpr is not None and not 0.0 <= args.target_fpr < 1.0:
         raise ValueError(f"--target-fpr must be in [0, 1), got {args.target_fpr}")
-    from export.variants import resolve_variant
+    from fakewatch.core.variants import resolve_variant
     resolve_variant(args.variant)   # unknown names fail before any data work
     cfg = TrainConfig(
         data=str(args.data), out=str(args.out), variant=args.variant, roi=args.roi, roi_margin=args.roi_margin,
@@ -110,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_artifact, write_report
+    from fakewatch.training.evaluate import evaluate_artifact, write_report
 
     m, summary = evaluate_artifact(args.eval_only, args.data, synth=args.synth,
                                    frames_per_video=args.frames_per_video, cache_dir=args.cache_dir,

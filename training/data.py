@@ -10,10 +10,10 @@ Group ("video id") of each item: the manifest's ``video_id``; else a video file'
 (relative to its class folder), or the image itself when it lies directly in ``real/``/``fake/``. Train/val split is
 done on groups, never on frames, and saved.
 
-Crops: ``runtime.roi.RoiExtractor(spec)`` boxes on the decoded frame (largest face only; frames with no face are
-skipped and counted), cut with ``runtime.roi.crop`` at native resolution and cached losslessly (PNG). The model
-input is then ``runtime.preprocess.preprocess([crop], [full box], spec)`` — the same resize/normalise function the
-runtime applies to ``frame[box]``, on the same pixels.
+Crops: ``fakewatch.core.roi.RoiExtractor(spec)`` boxes on the decoded frame (largest face only; frames with no face are
+skipped and counted), cut with ``fakewatch.core.roi.crop`` at native resolution and cached losslessly (PNG). The model
+input is then ``fakewatch.core.preprocess.preprocess([crop], [full box], spec)`` — the same resize/normalise function
+the runtime applies to ``frame[box]``, on the same pixels.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from typing import Any, Iterable, Sequence
 import cv2
 import numpy as np
 
-from export.contract import ModelSpec
+from fakewatch.core.contract import ModelSpec
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -179,8 +179,8 @@ def read_frames(item: MediaItem, n: int) -> list[tuple[int, np.ndarray]]:
 # ------------------------------------------------------------------------------------------------ crops
 def _face_for_crop(image: np.ndarray, spec: ModelSpec, extractor) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
     """(crop box in the frame, face box in crop coordinates) of the largest face, via the runtime's ROI code."""
-    from runtime.roi import expand_box, full_box
-    from training.sbi import central_box
+    from fakewatch.core.roi import expand_box, full_box
+    from fakewatch.core.sbi import central_box
 
     h, w = image.shape[:2]
     if spec.roi == "full":
@@ -208,13 +208,13 @@ _DET = None
 def _detector():
     global _DET
     if _DET is None:
-        from runtime.roi import HaarFaceDetector
+        from fakewatch.core.roi import HaarFaceDetector
         _DET = HaarFaceDetector()
     return _DET
 
 
 def _cache_key(item: MediaItem, spec: ModelSpec, n: int) -> str:
-    from runtime.roi import HaarFaceDetector
+    from fakewatch.core.roi import HaarFaceDetector
 
     st = Path(item.path).stat()
     payload = json.dumps([CACHE_VERSION, item.path, st.st_size, int(st.st_mtime), n, spec.roi, spec.roi_margin,
@@ -226,9 +226,8 @@ def _cache_key(item: MediaItem, spec: ModelSpec, n: int) -> str:
 def build_crops(items: Sequence[MediaItem], spec: ModelSpec, cache_dir: str | Path, frames_per_video: int = 32,
                 progress: bool = True) -> tuple[list[CropRecord], dict[str, Any]]:
     """Crop every sampled frame (cached on disk). Returns (records, summary with counts and skipped frames)."""
-    from runtime.roi import RoiExtractor, crop
-
-    from ._progress import bar
+    from fakewatch.core.roi import RoiExtractor, crop
+    from fakewatch.training._progress import bar
 
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)

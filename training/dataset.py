@@ -1,6 +1,6 @@
 """Torch dataset over cached crops: real/fake crops plus on-the-fly self-blended fakes, model input via the runtime.
 
-Item i -> (input float32 [3,H,W] exactly as ``runtime.preprocess.preprocess`` makes it, label float, index).
+Item i -> (input float32 [3,H,W] exactly as ``fakewatch.core.preprocess.preprocess`` makes it, label float, index).
 Training items draw fresh randomness per (seed, epoch, i); validation items are fixed per (seed, i) so every epoch
 and every ``--eval-only`` run scores the same fakes.
 """
@@ -10,11 +10,10 @@ from typing import Sequence
 
 import numpy as np
 
-from export.contract import ModelSpec
-
-from .augment import AugmentConfig, augment
-from .data import CropRecord, load_crop
-from .sbi import self_blend
+from fakewatch.core.contract import ModelSpec
+from fakewatch.core.sbi import self_blend
+from fakewatch.training.augment import AugmentConfig, augment
+from fakewatch.training.data import CropRecord, load_crop
 
 SYNTH_MODES = ("none", "sbi")
 
@@ -74,8 +73,8 @@ class CropDataset:
         return img
 
     def __getitem__(self, i: int):
-        from runtime.preprocess import preprocess
-        from runtime.roi import full_box
+        from fakewatch.core.preprocess import preprocess
+        from fakewatch.core.roi import full_box
 
         img = self.image(i)
         x = preprocess([img], [full_box(img)], self.spec)[0]   # the runtime's own crop->input function

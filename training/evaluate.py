@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .data import build_crops, discover
-from .dataset import CropDataset
-from .metrics import Metrics, compute_metrics
+from fakewatch.core.metrics import Metrics, compute_metrics
+from fakewatch.training.data import build_crops, discover
+from fakewatch.training.dataset import CropDataset
 
 
 def _onnx_predict(path: Path, dataset: CropDataset, batch_size: int) -> np.ndarray:
@@ -33,7 +33,7 @@ def evaluate_artifact(artifact: str | Path, data: str | Path, *, synth: str = "n
                       cache_dir: str | Path | None = None, seed: int = 0, batch_size: int = 32,
                       progress: bool = True, sbi_copies: int = 1) -> tuple[Metrics, dict[str, Any]]:
     """Metrics of ``artifact`` (fakewatch .pt or .onnx with contract) on every crop of ``data``."""
-    from export.contract import load_spec
+    from fakewatch.core.contract import load_spec
 
     artifact = Path(artifact)
     if not artifact.is_file():
@@ -41,12 +41,13 @@ def evaluate_artifact(artifact: str | Path, data: str | Path, *, synth: str = "n
     if artifact.suffix == ".onnx":
         spec = load_spec(artifact)
     else:
-        from export.checkpoint import load_checkpoint
+        from fakewatch.core.checkpoint import load_checkpoint
         model, spec, _notes = load_checkpoint(artifact)
     if spec.output != "fake_logit":
         raise ValueError(f"{artifact}: output {spec.output!r} is not a fake detector (needs 'fake_logit')")
     items = discover(data, require_fake=(synth == "none"))
-    cache = Path(cache_dir) if cache_dir else Path(data if Path(data).is_dir() else Path(data).parent) / ".fakewatch_crops"
+    root = Path(data if Path(data).is_dir() else Path(data).parent)
+    cache = Path(cache_dir) if cache_dir else root / ".fakewatch_crops"
     records, summary = build_crops(items, spec, cache, frames_per_video, progress=progress)
     ds = CropDataset(records, spec, synth=synth, train=False, seed=seed, sbi_copies=sbi_copies)
     if artifact.suffix == ".onnx":
@@ -56,7 +57,7 @@ def evaluate_artifact(artifact: str | Path, data: str | Path, *, synth: str = "n
     else:
         import torch
 
-        from .trainer import predict
+        from fakewatch.training.trainer import predict
         y, p, loss = predict(model, ds, batch_size, torch.device("cpu"), progress=progress, desc="eval")
     m = compute_metrics(y, p, ds.video_ids, threshold=spec.threshold, loss=loss)
     summary.update({"artifact": str(artifact), "precision": spec.precision, "synth": synth, "items": len(ds),

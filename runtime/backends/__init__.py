@@ -1,4 +1,4 @@
-"""Backends behind one :class:`~runtime.backends.base.Runner` interface, chosen from the artifact's *content*.
+"""Backends behind one :class:`~fakewatch.runtime.backends.base.Runner` interface, chosen from the artifact's *content*.
 
 Two tables drive everything (no if/elif on file suffixes):
 
@@ -17,15 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from export.contract import ContractError, ModelSpec, load_spec, read_sidecar, read_sidecar_doc, sidecar_path
-
-from .base import BackendError, Runner
+from fakewatch.core.contract import ContractError, ModelSpec, load_spec, read_sidecar, read_sidecar_doc, sidecar_path
+from fakewatch.runtime.backends.base import BackendError, Runner
 
 BACKENDS: dict[str, str] = {
-    "onnxruntime": "runtime.backends.onnxruntime_runner:OnnxRuntimeRunner",
-    "torch": "runtime.backends.torch_runner:TorchRunner",
-    "tensorrt": "runtime.backends.tensorrt_runner:TensorRTRunner",
-    "openvino": "runtime.backends.openvino_runner:OpenVINORunner",
+    "onnxruntime": "fakewatch.runtime.backends.onnxruntime_runner:OnnxRuntimeRunner",
+    "torch": "fakewatch.runtime.backends.torch_runner:TorchRunner",
+    "tensorrt": "fakewatch.runtime.backends.tensorrt_runner:TensorRTRunner",
+    "openvino": "fakewatch.runtime.backends.openvino_runner:OpenVINORunner",
 }
 
 #: backend -> how to get it (each backend's name is also the module it needs)
@@ -70,7 +69,9 @@ def _is_torch_zip(path: Path) -> bool:
 def _torch_spec(path: Path) -> ModelSpec:
     if sidecar_path(path).is_file():
         return read_sidecar(path)
-    from .torch_runner import read_checkpoint_spec  # needs torch, imported only for checkpoints
+    from fakewatch.runtime.backends.torch_runner import (
+        read_checkpoint_spec,  # needs torch, imported only for checkpoints
+    )
 
     return read_checkpoint_spec(path)
 

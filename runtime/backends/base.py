@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from export.contract import ModelSpec
+from fakewatch.core.contract import ModelSpec
 
 
 class BackendError(RuntimeError):

@@ -5,8 +5,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import BackendError, Runner
-from .sharding import pad_rows, resolve_streams, shard_bounds
+from fakewatch.runtime.backends.base import BackendError, Runner
+from fakewatch.runtime.backends.sharding import pad_rows, resolve_streams, shard_bounds
 
 _DEVICES = ("auto", "cpu", "cuda")
 

@@ -1,8 +1,8 @@
 """Pure helpers of the TensorRT runner: dtype table, I/O checks against the contract, buffer sizing.
 
 Everything here works on plain values read from an engine (names, modes, dtype names, profile shapes), so the CPU
-tests cover it without TensorRT; :mod:`runtime.backends.tensorrt_runner` only reads those values from the engine
-and hands them in.
+tests cover it without TensorRT; :mod:`fakewatch.runtime.backends.tensorrt_runner` only reads those values from the
+engine and hands them in.
 """
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from export.contract import ModelSpec
-
-from .base import BackendError
+from fakewatch.core.contract import ModelSpec
+from fakewatch.runtime.backends.base import BackendError
 
 #: TensorRT ``DataType`` member name -> NumPy dtype of the host buffer (None: no NumPy equivalent, refused).
 #: Names, not enum objects, so the table is usable without TensorRT; both 10.x and 11.x use these names.
@@ -48,18 +47,6 @@ def numpy_dtype(name: str, tensor: str = "tensor") -> np.dtype:
         raise BackendError(f"engine {tensor} is {name}, which has no NumPy host type; export the model with "
                            f"float32 or float16 I/O (keep_io_types when converting to mixed precision)")
     return dt
-
-
-def parse_trt_version(text: str) -> tuple[int, ...]:
-    """``"10.3.0.30"`` -> ``(10, 3, 0, 30)``; raises ValueError for anything that is not dotted integers."""
-    parts = str(text).strip().split(".")
-    try:
-        nums = tuple(int(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"not a TensorRT version: {text!r} (expected e.g. 10.3.0.30)") from None
-    if not nums or nums[0] <= 0:
-        raise ValueError(f"not a TensorRT version: {text!r}")
-    return nums
 
 
 @dataclass(frozen=True)
@@ -144,4 +131,4 @@ def check_batch(n: int, plan: IOPlan) -> None:
 
 
 __all__ = ["BufferPlan", "IOPlan", "TRT_DTYPES", "TensorInfo", "check_batch", "dtype_name", "numpy_dtype",
-           "parse_trt_version", "plan_buffers"]
+           "plan_buffers"]

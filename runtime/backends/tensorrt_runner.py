@@ -6,11 +6,11 @@ sized once for the optimization profile's max batch (``get_tensor_profile_shape(
 ``set_input_shape`` and runs ``execute_async_v3``; the GPU time between two CUDA events around it is the runner's
 ``last_inference_ms`` (like trtexec's "GPU Compute Time"; copies are excluded). ``cuda_graph=True`` captures one
 CUDA graph per batch size. Before deserializing, the sidecar is checked against the running TensorRT and GPU
-(:func:`export.engine.check_engine_compat`) and ``runtime.DLA_core`` is set for DLA engines.
+(:func:`fakewatch.core.tensorrt.check_engine_compat`) and ``runtime.DLA_core`` is set for DLA engines.
 
 Written against NVIDIA's documented TensorRT 10/11 and pycuda APIs; it has not run in this project's CI (no GPU
 or TensorRT there). The decisions it makes (I/O checks, buffer sizes, dtypes) live in
-:mod:`runtime.backends.tensorrt_plan` and are CPU-tested.
+:mod:`fakewatch.runtime.backends.tensorrt_plan` and are CPU-tested.
 """
 from __future__ import annotations
 
@@ -20,11 +20,10 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from export.contract import read_sidecar_doc
-from export.engine import TENSORRT_MISSING, check_engine_compat
-
-from .base import BackendError, Runner
-from .tensorrt_plan import IOPlan, TensorInfo, check_batch, dtype_name, plan_buffers
+from fakewatch.core.contract import read_sidecar_doc
+from fakewatch.core.tensorrt import TENSORRT_MISSING, check_engine_compat
+from fakewatch.runtime.backends.base import BackendError, Runner
+from fakewatch.runtime.backends.tensorrt_plan import IOPlan, TensorInfo, check_batch, dtype_name, plan_buffers
 
 _CAPTURE_MODE_THREAD_LOCAL = 1  # CUstreamCaptureMode
 
@@ -103,7 +102,8 @@ class TensorRTRunner(Runner):
 
     name = "tensorrt"
     device = "cuda"
-    #: the pipeline may fill the input buffer on the GPU: runtime.cuda_preprocess.preprocess_into + infer_prepared
+    #   the pipeline may fill the input buffer on the GPU: fakewatch.runtime.cuda_preprocess.preprocess_into +
+    # infer_prepared
     accepts_device_input = True
 
     def __init__(self, artifact, spec, *, device: Any = 0, cuda_graph: bool = False, dla_core: int | None = None,
@@ -229,8 +229,8 @@ class TensorRTRunner(Runner):
             return self._execute(n)
 
     def preprocess_on_device(self, images: Sequence[np.ndarray], boxes: Sequence[Any]) -> int:
-        """Fused CUDA preprocessing straight into the engine's input buffer (see runtime.cuda_preprocess)."""
-        from runtime.cuda_preprocess import PycudaPreprocessor
+        """Fused CUDA preprocessing straight into the engine's input buffer (see fakewatch.runtime.cuda_preprocess)."""
+        from fakewatch.runtime.cuda_preprocess import PycudaPreprocessor
 
         if not self.is_active:
             raise BackendError("tensorrt runner is not active; call activate() first")

@@ -9,9 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from export.contract import ContractError, ModelSpec
-
-from .base import BackendError, Runner
+from fakewatch.core.contract import ContractError, ModelSpec
+from fakewatch.runtime.backends.base import BackendError, Runner
 
 
 def read_checkpoint_spec(path: str | Path) -> ModelSpec:
@@ -48,7 +47,7 @@ class TorchRunner(Runner):
             import torch
         except ImportError:
             raise BackendError("the torch backend needs torch (pip install 'fakewatch[export]')") from None
-        from export.checkpoint import load_checkpoint
+        from fakewatch.core.checkpoint import load_checkpoint
 
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise BackendError("torch backend: --device cuda asked but torch sees no CUDA device; use --device cpu")

@@ -4,11 +4,10 @@ from __future__ import annotations
 import pytest
 
 onnx = pytest.importorskip("onnx")
+import numpy as np  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-import numpy as np  # noqa: E402
-
-from benchmarks.macs import count_macs  # noqa: E402
+from fakewatch.benchmarks.macs import count_macs  # noqa: E402
 
 
 def _init(name: str, shape: tuple[int, ...]):
@@ -63,7 +62,7 @@ def test_unknown_shapes_are_an_error_not_zero():
 def test_exported_efficientnet_matches_torch_conv_hooks(tiny_onnx, tiny_spec):
     """The graph walker agrees with MACs counted by torch forward hooks on the same (tiny) model."""
     torch = pytest.importorskip("torch")
-    from export.checkpoint import build_model
+    from fakewatch.core.checkpoint import build_model
 
     model = build_model(tiny_spec, exportable=True)
     total = 0

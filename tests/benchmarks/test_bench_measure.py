@@ -6,9 +6,9 @@ import time
 import numpy as np
 import pytest
 
-from benchmarks.measure import PeakRss, percentiles_ms, time_calls
-from benchmarks.schema import COLUMNS, finalize, new_row
-from benchmarks.sweep import BenchConfig, model_cases, summarize
+from fakewatch.benchmarks.measure import PeakRss, percentiles_ms, time_calls
+from fakewatch.benchmarks.schema import COLUMNS, finalize, new_row
+from fakewatch.benchmarks.sweep import BenchConfig, model_cases, summarize
 
 
 def test_percentiles_exact_on_known_samples():

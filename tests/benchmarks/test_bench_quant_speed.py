@@ -1,5 +1,5 @@
-"""`python -m benchmarks.quant_speed` on the tiny test network: every backend x mode timed, verdict = the fastest
-INT8 configuration against the fastest FP32 one."""
+"""`python -m fakewatch.benchmarks.quant_speed` on the tiny test network: every backend x mode timed, verdict = the
+fastest INT8 configuration against the fastest FP32 one."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ pytest.importorskip("timm")
 
 
 def test_quant_speed_times_every_config_and_compares_best_to_best(tmp_path, capsys):
-    from benchmarks.quant_speed import BACKENDS, MODES, available_backends, main
+    from fakewatch.benchmarks.quant_speed import BACKENDS, MODES, available_backends, main
 
     out = tmp_path / "qs.json"
     assert main(["--variants", "test", "--rounds", "2", "--iters", "1", "-o", str(out)]) == 0
@@ -38,8 +38,8 @@ def test_quant_speed_times_every_config_and_compares_best_to_best(tmp_path, caps
 
 
 def test_quant_speed_refuses_a_missing_backend(monkeypatch, capsys):
-    import benchmarks.quant_speed as qs
-    import benchmarks.runners as runners
+    import fakewatch.benchmarks.quant_speed as qs
+    import fakewatch.benchmarks.runners as runners
 
     monkeypatch.setattr(runners, "_has", lambda module: module != "openvino")   # as without fakewatch[openvino]
     assert qs.available_backends() == ["onnxruntime"]

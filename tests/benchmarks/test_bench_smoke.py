@@ -11,8 +11,8 @@ pytest.importorskip("torch")
 pytest.importorskip("timm")
 pytest.importorskip("matplotlib")
 
-from benchmarks.schema import COLUMNS  # noqa: E402
-from runtime.cli import main  # noqa: E402
+from fakewatch.benchmarks.schema import COLUMNS  # noqa: E402
+from fakewatch.cli import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_model_rows_cover_the_plan_with_real_or_explained_values(bench_run):
             assert 0 < r["latency_p50_ms"] <= r["latency_p90_ms"] <= r["latency_p99_ms"]
             assert r["throughput_ips"] > 0 and r["peak_rss_mb"] > 10 and r["size_mb"] > 0
             assert r["params"] > 10_000 and r["gmacs"] > 0
-            assert r["runner_impl"] == "runtime.backends"
+            assert r["runner_impl"] == "fakewatch.runtime.backends"
     # int8 is smaller on disk than fp32; same network so same params/MACs
     assert by[("onnxruntime", "int8", 1)]["size_mb"] < by[("onnxruntime", "fp32", 1)]["size_mb"]
     assert by[("onnxruntime", "int8", 1)]["gmacs"] == by[("onnxruntime", "fp32", 1)]["gmacs"]

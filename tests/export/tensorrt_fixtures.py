@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.contract import ModelSpec, embed_in_onnx
+from fakewatch.core.contract import ModelSpec, embed_in_onnx
 
 SPEC = ModelSpec(variant="test", timm_name="test_efficientnet", input_size=(16, 16), roi="full")
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from runtime.cli import SUBCOMMANDS, main
+from fakewatch.cli import SUBCOMMANDS, main
 
 from . import tensorrt_fixtures as M
 
@@ -17,7 +17,7 @@ def no_tensorrt(monkeypatch):
 
 
 def test_engine_is_a_registered_subcommand():
-    assert ("engine", "export.engine_cli") in SUBCOMMANDS
+    assert ("engine", "fakewatch.export.engine_cli") in SUBCOMMANDS
 
 
 def test_missing_tensorrt_is_one_clear_error(tmp_path, capsys, no_tensorrt):

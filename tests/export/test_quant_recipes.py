@@ -36,7 +36,7 @@ def calib_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def quantized(tiny_onnx, calib_dir, tmp_path_factory):
-    from export.quantize import quantize_onnx
+    from fakewatch.export.quantize import quantize_onnx
 
     out = tmp_path_factory.mktemp("q")
     return {t: quantize_onnx(tiny_onnx, out / f"tiny.{t}.onnx", t, [calib_dir], "minmax", calib_frames=16,
@@ -52,7 +52,7 @@ def _qdq(path):
 
 @pytest.mark.parametrize("target", ["cpu", "openvino", "tensorrt"])
 def test_quant_recipe_runs_in_ort_with_contract(quantized, tiny_onnx, target):
-    from export.contract import load_spec, read_onnx_spec
+    from fakewatch.core.contract import load_spec, read_onnx_spec
 
     res = quantized[target]
     onnx.checker.check_model(onnx.load(str(res.path)))
@@ -149,8 +149,8 @@ def test_quant_openvino_recipe_quantizes_conv_inputs_not_outputs(quantized):
 def test_quant_default_output_names_follow_the_recipe(tiny_onnx, calib_dir, tmp_path):
     import shutil
 
-    from export.contract import sidecar_path
-    from export.quantize import RECIPES, quantize_onnx
+    from fakewatch.core.contract import sidecar_path
+    from fakewatch.export.quantize import RECIPES, quantize_onnx
 
     src = tmp_path / "m.onnx"
     shutil.copy(tiny_onnx, src)
@@ -162,8 +162,8 @@ def test_quant_default_output_names_follow_the_recipe(tiny_onnx, calib_dir, tmp_
 
 
 def test_quant_cli_targets_are_the_recipes():
-    from export.cli import QUANT_TARGETS
-    from export.quantize import RECIPES
+    from fakewatch.export.cli import QUANT_TARGETS
+    from fakewatch.export.quantize import RECIPES
 
     assert set(QUANT_TARGETS) == set(RECIPES)
 
@@ -171,10 +171,10 @@ def test_quant_cli_targets_are_the_recipes():
 def test_quant_flip_gate_fails_and_keeps_fp32(tiny_onnx, calib_dir, tmp_path):
     import shutil
 
-    from export.calibration import collect_frames
-    from export.contract import load_spec, write_sidecar
-    from export.fidelity import run_onnx
-    from export.quantize import QuantizationError, quantize_onnx
+    from fakewatch.core.contract import load_spec, write_sidecar
+    from fakewatch.export.calibration import collect_frames
+    from fakewatch.export.fidelity import run_onnx
+    from fakewatch.export.quantize import QuantizationError, quantize_onnx
 
     # A random tiny net scores every frame alike; put the contract threshold at the median FP32 score of the
     # frames so decisions are balanced and INT8 noise flips some of them (a rate > 0 to gate below).
@@ -202,7 +202,7 @@ def test_quant_flip_gate_fails_and_keeps_fp32(tiny_onnx, calib_dir, tmp_path):
 
 
 def test_quant_calibration_refuses_bad_sources(tiny_spec, tmp_path):
-    from export.calibration import CalibrationError, collect_frames
+    from fakewatch.export.calibration import CalibrationError, collect_frames
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -223,8 +223,8 @@ def test_quant_calibration_refuses_bad_sources(tiny_spec, tmp_path):
 
 
 def test_quant_face_roi_without_faces_is_refused(calib_dir, tmp_path):
-    from export.calibration import CalibrationError, collect_frames
-    from export.checkpoint import default_spec
+    from fakewatch.core.checkpoint import default_spec
+    from fakewatch.export.calibration import CalibrationError, collect_frames
 
     spec = default_spec("test", roi="face")
     blank = tmp_path / "blank"
@@ -236,9 +236,9 @@ def test_quant_face_roi_without_faces_is_refused(calib_dir, tmp_path):
 
 
 def test_quant_calibration_matches_runtime_preprocessing(tiny_spec, calib_dir):
-    from export.calibration import collect_frames, split_holdout
-    from runtime.preprocess import preprocess
-    from runtime.roi import RoiExtractor
+    from fakewatch.core.preprocess import preprocess
+    from fakewatch.core.roi import RoiExtractor
+    from fakewatch.export.calibration import collect_frames, split_holdout
 
     fs = collect_frames([calib_dir], tiny_spec, 6, progress=False)
     assert len(fs) == 6
@@ -251,8 +251,8 @@ def test_quant_calibration_matches_runtime_preprocessing(tiny_spec, calib_dir):
 
 def test_quant_fp16_keeps_float32_io(tiny_onnx, calib_dir, tmp_path):
     pytest.importorskip("onnxconverter_common")
-    from export.contract import load_spec
-    from export.fp16 import convert_fp16
+    from fakewatch.core.contract import load_spec
+    from fakewatch.export.fp16 import convert_fp16
 
     res = convert_fp16(tiny_onnx, tmp_path / "t.fp16.onnx", holdout_inputs=[calib_dir], holdout_frames=8,
                        progress=False)
@@ -265,7 +265,7 @@ def test_quant_fp16_keeps_float32_io(tiny_onnx, calib_dir, tmp_path):
 
 
 def test_quant_cli_quantize_and_gate_exit_code(tiny_onnx, calib_dir, tmp_path, capsys):
-    from runtime.cli import main
+    from fakewatch.cli import main
 
     out = tmp_path / "cli.int8.onnx"
     rc = main(["export", "quantize", str(tiny_onnx), "--target", "cpu", "--calib", str(calib_dir),
@@ -278,7 +278,7 @@ def test_quant_cli_quantize_and_gate_exit_code(tiny_onnx, calib_dir, tmp_path, c
 
 
 def test_fidelity_auc_skips_unlabelled_and_needs_both_classes():
-    from export.fidelity import auc
+    from fakewatch.export.fidelity import auc
 
     assert auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0.0, 0.0, 1.0, 1.0])) == 0.75
     assert auc(np.array([0.3, 0.3, 0.9]), np.array([0.0, 1.0, np.nan])) == 0.5    # tie, NaN label ignored

@@ -35,8 +35,8 @@ def brightness_model(path: Path, size: int = 32, gain: float = 20.0, centre: flo
     import onnx
     from onnx import TensorProto, helper
 
-    from export.checkpoint import default_spec
-    from export.contract import embed_in_onnx, write_sidecar
+    from fakewatch.core.checkpoint import default_spec
+    from fakewatch.core.contract import embed_in_onnx, write_sidecar
 
     spec = default_spec("test", roi="full", input_size=(size, size), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
                         threshold=0.5).with_provenance(note="brightness test model")
@@ -90,7 +90,7 @@ def runtime_rtsp_server():
 def tiny_onnx_fixed4(tiny_onnx, tmp_path_factory) -> Path:
     """The tiny export with its batch dimension fixed to 4 (what a fixed-batch export looks like), same contract."""
     onnx = pytest.importorskip("onnx")
-    from export.contract import load_spec, write_sidecar
+    from fakewatch.core.contract import load_spec, write_sidecar
 
     m = onnx.load(str(tiny_onnx))
     m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 4

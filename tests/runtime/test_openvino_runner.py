@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from export.contract import load_spec, write_sidecar
-from runtime.backends import artifact_backend, load_runner
-from runtime.backends.base import BackendError
+from fakewatch.core.contract import load_spec, write_sidecar
+from fakewatch.runtime.backends import artifact_backend, load_runner
+from fakewatch.runtime.backends.base import BackendError
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_openvino_missing_package_is_one_clear_error(tiny_onnx, monkeypatch):
 
 def test_openvino_recipe_artifact_defaults_to_openvino(tiny_onnx, tmp_path, monkeypatch, capsys):
     """An INT8 model records the backend its recipe was tuned for; the runtime follows it when it can."""
-    import runtime.backends as backends
+    import fakewatch.runtime.backends as backends
 
     tuned = tmp_path / "tuned.onnx"
     shutil.copy(tiny_onnx, tuned)

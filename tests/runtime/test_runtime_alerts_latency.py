@@ -7,8 +7,8 @@ import json
 import jsonschema
 import pytest
 
-from runtime.alerts import ALERT_SCHEMA, JsonlSink, LiveView, make_record
-from runtime.latency import LatencyTracker, stage_durations_ms
+from fakewatch.runtime.alerts import ALERT_SCHEMA, JsonlSink, LiveView, make_record
+from fakewatch.runtime.latency import LatencyTracker, stage_durations_ms
 
 
 def test_records_are_redacted_nan_free_and_valid(tmp_path):

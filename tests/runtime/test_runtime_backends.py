@@ -8,19 +8,20 @@ import sys
 import numpy as np
 import pytest
 
-from export.checkpoint import default_spec
-from export.contract import write_sidecar
-from runtime.backends import ARTIFACT_TYPES, BACKENDS, detect_artifact, load_runner
-from runtime.backends.base import BackendError
-from runtime.pipeline import check_watchable
+from fakewatch.core.checkpoint import default_spec
+from fakewatch.core.contract import write_sidecar
+from fakewatch.runtime.backends import ARTIFACT_TYPES, BACKENDS, detect_artifact, load_runner
+from fakewatch.runtime.backends.base import BackendError
+from fakewatch.runtime.pipeline import check_watchable
 
 
 def test_import_runtime_is_light():
-    code = ("import sys, runtime, runtime.backends, runtime.pipeline, runtime.watch_cli, runtime.alerts, "
-            "runtime.latency, runtime.decision, runtime.batcher, runtime.roi, runtime.preprocess\n"
+    code = ("import sys, fakewatch.runtime, fakewatch.runtime.backends, fakewatch.runtime.pipeline, "
+            "fakewatch.runtime.watch_cli, fakewatch.runtime.alerts, fakewatch.runtime.latency, "
+            "fakewatch.runtime.decision, fakewatch.runtime.batcher, fakewatch.core.roi, fakewatch.core.preprocess\n"
             "heavy = [m for m in ('torch', 'tensorrt', 'pycuda', 'timm', 'openvino') if m in sys.modules]\n"
             "assert not heavy, heavy")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd="/")  # the installed package
 
 
 def test_tables_cover_the_briefing():
@@ -47,7 +48,7 @@ def test_onnx_detected_and_run_by_onnxruntime(tiny_onnx, tiny_spec):
 
 
 def test_shard_bounds_split_evenly_and_cover_every_row():
-    from runtime.backends.sharding import shard_bounds
+    from fakewatch.runtime.backends.sharding import shard_bounds
 
     assert shard_bounds(8, 2) == [(0, 4), (4, 8)]
     assert shard_bounds(7, 3) == [(0, 3), (3, 5), (5, 7)]
@@ -61,7 +62,7 @@ def test_shard_bounds_split_evenly_and_cover_every_row():
 
 
 def test_onnxruntime_streams_give_the_same_logits_in_order(tiny_onnx):
-    from runtime.backends.sharding import resolve_streams
+    from fakewatch.runtime.backends.sharding import resolve_streams
 
     x = np.random.default_rng(2).standard_normal((7, 3, 64, 64)).astype(np.float32)
     x[3] *= 5   # rows differ enough that a swapped shard would show
@@ -92,8 +93,8 @@ def test_fixed_batch_export_ignores_streams_and_pads(tiny_onnx, tiny_onnx_fixed4
 
 def test_torch_checkpoint_matches_exported_onnx(tmp_path, tiny_spec):
     torch = pytest.importorskip("torch")
-    from export.checkpoint import build_model, save_checkpoint
-    from export.onnx_export import export_onnx
+    from fakewatch.core.checkpoint import build_model, save_checkpoint
+    from fakewatch.export.onnx_export import export_onnx
 
     torch.manual_seed(1)
     model = build_model(tiny_spec, exportable=True)
@@ -144,7 +145,7 @@ def test_bad_files_give_one_clear_error(tmp_path, tiny_onnx):
 def test_contract_mismatch_is_refused_at_activate(tmp_path, bright_onnx):
     copy = tmp_path / "renamed.onnx"
     shutil.copy(bright_onnx, copy)
-    from export.contract import load_spec
+    from fakewatch.core.contract import load_spec
 
     write_sidecar(copy, load_spec(bright_onnx).replace(input_name="pixels"))
     runner = load_runner(copy)

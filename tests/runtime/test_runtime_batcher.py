@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.batcher import Batcher
+from fakewatch.runtime.batcher import Batcher
 
 
 class Clock:
@@ -88,7 +88,7 @@ def test_target_items_closes_with_one_frame_per_live_source():
 
 
 def test_default_max_wait():
-    from runtime.batcher import default_max_wait_ms
+    from fakewatch.runtime.batcher import default_max_wait_ms
 
     assert default_max_wait_ms(False, [25.0, 30.0]) == 0.0
     assert default_max_wait_ms(True, [25.0, 50.0, None]) == 20.0

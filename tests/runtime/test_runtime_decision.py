@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from runtime.decision import FAKE, REAL, UNKNOWN, DecisionConfig, StreamDecider, confident_strategy
+from fakewatch.core.metrics import confident_strategy
+from fakewatch.runtime.decision import FAKE, REAL, UNKNOWN, DecisionConfig, StreamDecider
 
 
 def _scores(n, seed=0):
@@ -44,7 +45,7 @@ def test_streaming_confident_equals_offline_frames(window):
 
 
 def test_streaming_confident_equals_offline_seconds_with_gaps_and_resum(monkeypatch):
-    from runtime import decision
+    from fakewatch.runtime import decision
 
     monkeypatch.setattr(decision._RunningConfident, "RESUM_EVERY", 50)   # exercise the periodic re-summing
     rng = np.random.default_rng(3)

@@ -1,7 +1,7 @@
 """Stage durations follow the stamps' time order (GPU runners preprocess after batching)."""
 from __future__ import annotations
 
-from runtime.latency import stage_durations_ms
+from fakewatch.runtime.latency import stage_durations_ms
 
 
 def test_cpu_order():

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.alerts import ALERT_SCHEMA, JsonlSink
-from runtime.backends import load_runner
-from runtime.decision import FAKE, REAL, DecisionConfig
-from runtime.pipeline import Pipeline, WatchConfig
-from streams import open_source
-from streams.source import RawRead, Source, SourceError
+from fakewatch.runtime.alerts import ALERT_SCHEMA, JsonlSink
+from fakewatch.runtime.backends import load_runner
+from fakewatch.runtime.decision import FAKE, REAL, DecisionConfig
+from fakewatch.runtime.pipeline import Pipeline, WatchConfig
+from fakewatch.streams import open_source
+from fakewatch.streams.source import RawRead, Source, SourceError
 
 from .conftest import write_video
 
@@ -81,7 +80,7 @@ class Broken(Source):
 
 
 def test_cli_end_to_end_on_a_generated_video(tmp_path, tiny_onnx, capsys):
-    from runtime.cli import main
+    from fakewatch.cli import main
 
     video = write_video(tmp_path / "clip.mp4", frames=30, fps=25.0)
     out = tmp_path / "alerts.jsonl"
@@ -185,7 +184,7 @@ def test_duration_ends_a_run_of_an_endless_stream(tmp_path, bright_onnx):
 def test_sigterm_stops_flushes_and_exits_zero(tmp_path, bright_onnx):
     video = write_video(tmp_path / "loop.mp4", frames=10, fps=25.0)
     out = tmp_path / "out.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "watch", str(video), "--loop", "--model",
+    proc = subprocess.Popen([sys.executable, "-m", "fakewatch", "watch", str(video), "--loop", "--model",
                              str(bright_onnx), "--json", str(out), "--no-live"],
                             cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
@@ -201,8 +200,8 @@ def test_sigterm_stops_flushes_and_exits_zero(tmp_path, bright_onnx):
 
 
 def test_cli_errors_are_one_line(tmp_path, tiny_onnx, capsys, monkeypatch):
-    from runtime import watch_cli
-    from runtime.cli import main
+    from fakewatch.cli import main
+    from fakewatch.runtime import watch_cli
 
     monkeypatch.setattr(watch_cli, "DEMO_MODEL", tmp_path / "absent" / "demo_model.onnx")
     assert main(["watch", "--no-live", "--duration", "0.1"]) == 1
@@ -216,7 +215,7 @@ def test_cli_errors_are_one_line(tmp_path, tiny_onnx, capsys, monkeypatch):
 
 
 def test_cli_streams_shard_multi_source_batches(tmp_path, tiny_onnx):
-    from runtime.cli import main
+    from fakewatch.cli import main
 
     video = write_video(tmp_path / "clip.mp4", frames=20, fps=25.0)
     out = tmp_path / "alerts.jsonl"
@@ -248,9 +247,9 @@ def test_rtsp_end_to_end(runtime_rtsp_server, tiny_onnx, tmp_path):
 class HostDeviceRunner:
     """The TensorRT runner's device-input protocol (preprocess_on_device + infer_prepared), served on the host.
 
-    Preprocessing is the CUDA kernel's exact math in NumPy (runtime.cuda_preprocess.reference_bilinear) and inference
-    is ONNX Runtime, so this checks the pipeline's GPU wiring (frames + boxes flattened per batch, no host tensor),
-    not the GPU.
+    Preprocessing is the CUDA kernel's exact math in NumPy (fakewatch.runtime.cuda_preprocess.reference_bilinear) and
+    inference is ONNX Runtime, so this checks the pipeline's GPU wiring (frames + boxes flattened per batch, no host
+    tensor), not the GPU.
     """
 
     accepts_device_input = True
@@ -263,7 +262,7 @@ class HostDeviceRunner:
         return getattr(self.inner, name)
 
     def preprocess_on_device(self, images, boxes) -> int:
-        from runtime.cuda_preprocess import reference_bilinear
+        from fakewatch.runtime.cuda_preprocess import reference_bilinear
 
         self._staged = reference_bilinear(images, boxes, self.inner.spec)
         return len(images)
@@ -290,7 +289,7 @@ def test_device_input_runner_gets_frames_and_boxes_and_matches_host_path(tmp_pat
 
 def test_cli_openvino_backend_watches_two_sources(tmp_path, tiny_onnx):
     pytest.importorskip("openvino")
-    from runtime.cli import main
+    from fakewatch.cli import main
 
     video = write_video(tmp_path / "clip.mp4", frames=12, fps=25.0)
     out = tmp_path / "alerts.jsonl"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.cuda_preprocess import reference_bilinear
+from fakewatch.runtime.cuda_preprocess import reference_bilinear
 
 pytestmark = pytest.mark.gpu
 RNG = np.random.default_rng(3)
@@ -21,7 +21,7 @@ def _batch():
 @pytest.mark.parametrize("crop_on_host", [True, False])
 def test_cupy_kernel_matches_reference(tiny_spec, dtype, atol, crop_on_host):
     cp = pytest.importorskip("cupy")
-    from runtime.cuda_preprocess import CupyPreprocessor
+    from fakewatch.runtime.cuda_preprocess import CupyPreprocessor
 
     images, boxes = _batch()
     got = cp.asnumpy(CupyPreprocessor(tiny_spec, crop_on_host=crop_on_host)(images, boxes, out_dtype=dtype))
@@ -34,8 +34,8 @@ def test_cupy_kernel_matches_reference(tiny_spec, dtype, atol, crop_on_host):
 def tiny_engine(tiny_onnx, tmp_path_factory):
     pytest.importorskip("tensorrt")
     pytest.importorskip("pycuda.driver")
-    from export.engine import BuildOptions, parse_profile
-    from export.engine_build import build_engine
+    from fakewatch.export.engine import BuildOptions, parse_profile
+    from fakewatch.export.engine_build import build_engine
 
     out = tmp_path_factory.mktemp("engine") / "tiny.engine"
     cache = out.with_suffix(".cache")
@@ -54,7 +54,7 @@ def _ort(onnx_path, x):
 
 @pytest.mark.parametrize("cuda_graph", [False, True])
 def test_engine_matches_onnxruntime(tiny_onnx, tiny_engine, cuda_graph):
-    from runtime.backends import load_runner
+    from fakewatch.runtime.backends import load_runner
 
     x = RNG.normal(0, 1, (3, 3, 64, 64)).astype(np.float32)
     with load_runner(tiny_engine.engine, cuda_graph=cuda_graph) as runner:
@@ -67,8 +67,8 @@ def test_engine_matches_onnxruntime(tiny_onnx, tiny_engine, cuda_graph):
 
 
 def test_fused_preprocess_then_infer(tiny_onnx, tiny_engine, tiny_spec):
-    from runtime.backends import load_runner
-    from runtime.cuda_preprocess import preprocess_into
+    from fakewatch.runtime.backends import load_runner
+    from fakewatch.runtime.cuda_preprocess import preprocess_into
 
     images, boxes = _batch()
     with load_runner(tiny_engine.engine) as runner:

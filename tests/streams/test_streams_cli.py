@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import socket
 
-from runtime.cli import main
+from fakewatch.cli import main
 
 
 def test_probe_file_json(capsys, video_25fps):

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from streams import SourceError, SourceGroup, open_source
-from streams.file_source import FileSource
+from fakewatch.streams import SourceError, SourceGroup, open_source
+from fakewatch.streams.file_source import FileSource
 
 from .conftest import write_video  # noqa: TID252
 

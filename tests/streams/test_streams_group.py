@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from streams import SourceError, SourceGroup
-from streams.backoff import Backoff
-from streams.source import RawRead, Source
+from fakewatch.streams import SourceError, SourceGroup
+from fakewatch.streams.backoff import Backoff
+from fakewatch.streams.source import RawRead, Source
 
 NO_WAIT = Backoff(initial_s=0.01, max_s=0.02, jitter=0.0)
 

@@ -10,9 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from streams import SourceError, SourceGroup, open_source
-from streams import ffmpeg_options as fo
-from streams import registry
+from fakewatch.streams import SourceError, SourceGroup, open_source, registry
+from fakewatch.streams import ffmpeg_options as fo
 
 
 class _MjpegHandler(http.server.BaseHTTPRequestHandler):
@@ -164,7 +163,7 @@ def test_network_options_do_not_leak_into_later_file_opens(tmp_path):
     or every later file open decodes with "nobuffer" demuxer flags (seen: last frame lost, demo clip empty)."""
     import os
 
-    from streams import ffmpeg_options as fo
+    from fakewatch.streams import ffmpeg_options as fo
 
     before = os.environ.get(fo.ENV)
     with fo.ffmpeg_options("rtsp_transport;tcp|fflags;nobuffer"):

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from streams import SourceError, SourceGroup, open_source, redact
-from streams.backoff import Backoff
-from streams.source import SourceInfo
+from fakewatch.streams import SourceError, SourceGroup, open_source, redact
+from fakewatch.streams.backoff import Backoff
+from fakewatch.streams.source import SourceInfo
 
 SECRET_USER, SECRET_PW = "opsadmin", "S3cr3t-pw"
 

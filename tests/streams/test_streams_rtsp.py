@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from streams import SourceGroup, open_source
-from streams.backoff import Backoff
+from fakewatch.streams import SourceGroup, open_source
+from fakewatch.streams.backoff import Backoff
 
 pytestmark = pytest.mark.rtsp
 
@@ -145,7 +145,7 @@ def test_rtsp_stall_detected_by_read_timeout_then_recovers(rtsp_server_factory):
 
 
 def test_eight_sources_one_bad_others_deliver_and_stop_cleanly(rtsp_server, tmp_path, video_25fps):
-    from streams import SourceError  # noqa: F401  (bad source is reported as an event, not raised)
+    from fakewatch.streams import SourceError  # noqa: F401  (bad source is reported as an event, not raised)
 
     closed_port = _free_port()
     uris = [rtsp_server.url()] * 4 + [str(video_25fps)] * 3

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-import streams.capture as capture
-from streams import SourceError, SourceGroup, open_source
-from streams.backoff import Backoff
+import fakewatch.streams.capture as capture
+from fakewatch.streams import SourceError, SourceGroup, open_source
+from fakewatch.streams.backoff import Backoff
 
 
 class FakeCam:

@@ -7,10 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from export.checkpoint import default_spec
-from runtime.preprocess import preprocess
-from runtime.roi import RoiExtractor, full_box
-from training.data import (DataError, build_crops, discover, read_frames, sample_indices, split_groups)
+from fakewatch.core.checkpoint import default_spec
+from fakewatch.core.preprocess import preprocess
+from fakewatch.core.roi import RoiExtractor, full_box
+from fakewatch.training.data import DataError, build_crops, discover, read_frames, sample_indices, split_groups
 
 
 def _write_video(path, n=12, size=(48, 40), seed=0):
@@ -69,7 +69,7 @@ def test_sample_indices_even_and_video_frames(tmp_path):
     assert sample_indices(3, 32) == [0, 1, 2]
     assert sample_indices(0, 5) == []
     _write_video(tmp_path / "v.avi", n=12)
-    from training.data import MediaItem
+    from fakewatch.training.data import MediaItem
     frames = read_frames(MediaItem(str(tmp_path / "v.avi"), 0, "v", "video"), 4)
     assert [i for i, _ in frames] == sample_indices(12, 4) == [1, 4, 7, 10]
     # the frame content matches the frame index (brightness encodes it); MJPG is lossy so allow a little
@@ -78,7 +78,7 @@ def test_sample_indices_even_and_video_frames(tmp_path):
 
 
 def test_face_crops_are_the_runtime_crops_and_cached(tmp_path):
-    from streams.demo import find_clip, load_clip
+    from fakewatch.streams.demo import find_clip, load_clip
     frames, _ = load_clip(str(find_clip()))
     (tmp_path / "real" / "c").mkdir(parents=True)
     for k in (0, 100):   # upright and tilted head
@@ -99,7 +99,7 @@ def test_face_crops_are_the_runtime_crops_and_cached(tmp_path):
 
 
 def test_split_is_by_video_and_stratified():
-    from training.data import CropRecord
+    from fakewatch.training.data import CropRecord
     recs = [CropRecord(f"{v}_{i}.png", lab, v, v, i, (0, 0, 1, 1))
             for lab, vids in ((0, [f"r{j}" for j in range(5)]), (1, [f"f{j}" for j in range(5)]))
             for v in vids for i in range(4)]

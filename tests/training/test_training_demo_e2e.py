@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from export.contract import load_spec
+from fakewatch.core.contract import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_MODEL = REPO / "runtime" / "assets" / "demo" / "demo_model.onnx"
@@ -19,11 +19,12 @@ WARMUP_S = 0.5
 
 
 def test_watch_demo_alerts_follow_the_manipulated_ranges(tmp_path):
-    assert DEMO_MODEL.is_file(), f"bundled demo model missing: {DEMO_MODEL} (python -m training.make_demo_model)"
+    assert DEMO_MODEL.is_file(), (f"bundled demo model missing: {DEMO_MODEL} "
+                                  f"(python -m fakewatch.training.make_demo_model)")
     spec = load_spec(DEMO_MODEL)
     out = tmp_path / "watch.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "watch", "--json", str(out), "--frames", "--no-live",
+        [sys.executable, "-m", "fakewatch", "watch", "--json", str(out), "--frames", "--no-live",
          "--duration", str(DURATION_S), "--status-interval", "0", "--threads", "1"],
         cwd=REPO, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]

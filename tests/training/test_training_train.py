@@ -10,8 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
-from export.checkpoint import load_checkpoint  # noqa: E402
-from runtime.cli import main  # noqa: E402
+from fakewatch.cli import main  # noqa: E402
+from fakewatch.core.checkpoint import load_checkpoint  # noqa: E402
 
 
 def _frame(rng, fake: bool, t: int) -> np.ndarray:
@@ -127,9 +127,9 @@ def test_clear_errors(tmp_path, capsys, monkeypatch):
 
 
 def test_recentering_moves_the_threshold_to_one_half_and_keeps_the_ranking():
-    from export.checkpoint import build_model, default_spec
-    from training.metrics import compute_metrics
-    from training.trainer import recentered
+    from fakewatch.core.checkpoint import build_model, default_spec
+    from fakewatch.core.metrics import compute_metrics
+    from fakewatch.training.trainer import recentered
 
     torch.manual_seed(0)
     model = build_model(default_spec("test", roi="full"))

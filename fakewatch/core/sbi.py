@@ -18,7 +18,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-Box = tuple[int, int, int, int]   # (x0, y0, x1, y1), x1/y1 exclusive — same as runtime.roi.Box
+Box = tuple[int, int, int, int]   # (x0, y0, x1, y1), x1/y1 exclusive — same as fakewatch.core.roi.Box
 
 # The paper draws the blend ratio from this set: full replacement is the most common, partial ones teach the
 # detector faint blends.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from .contract import IMAGENET_MEAN, IMAGENET_STD
+from fakewatch.core.contract import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,15 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import (accuracy, average_precision, compute_metrics, eer, roc_auc, threshold_at_fpr,
-                              video_scores)
+from fakewatch.core.metrics import (
+    accuracy,
+    average_precision,
+    compute_metrics,
+    eer,
+    roc_auc,
+    threshold_at_fpr,
+    video_scores,
+)
 
 Y = [0, 0, 1, 1]
 S = [0.1, 0.4, 0.35, 0.8]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from export.variants import VARIANTS, UnknownVariantError, format_table, list_variants, resolve_variant
+from fakewatch.core.variants import VARIANTS, UnknownVariantError, format_table, list_variants, resolve_variant
 
 
 def test_table_has_every_variant_at_native_size():

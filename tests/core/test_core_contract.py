@@ -5,9 +5,17 @@ import json
 
 import pytest
 
-from export.contract import (ContractError, ModelSpec, embed_in_onnx, load_spec, read_sidecar, sidecar_path,
-                             spec_from_onnx_proto, write_sidecar)
-from export.checkpoint import default_spec
+from fakewatch.core.checkpoint import default_spec
+from fakewatch.core.contract import (
+    ContractError,
+    ModelSpec,
+    embed_in_onnx,
+    load_spec,
+    read_sidecar,
+    sidecar_path,
+    spec_from_onnx_proto,
+    write_sidecar,
+)
 
 
 def test_roundtrip_json_and_sidecar(tmp_path):

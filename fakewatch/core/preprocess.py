@@ -10,9 +10,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from export.contract import ModelSpec
-
-from .roi import Box, crop
+from fakewatch.core.contract import ModelSpec
+from fakewatch.core.roi import Box, crop
 
 
 def preprocess(images: Sequence[np.ndarray], boxes: Sequence[Box], spec: ModelSpec,

@@ -20,7 +20,7 @@ from typing import Protocol, Sequence
 import cv2
 import numpy as np
 
-from export.contract import ModelSpec
+from fakewatch.core.contract import ModelSpec
 
 Box = tuple[int, int, int, int]
 Detection = tuple[float, float, float, float, float]   # x, y, w, h, score

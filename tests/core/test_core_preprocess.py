@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from export.checkpoint import default_spec
-from runtime.preprocess import preprocess
+from fakewatch.core.checkpoint import default_spec
+from fakewatch.core.preprocess import preprocess
 
 
 def per_image_reference(image, box, spec):

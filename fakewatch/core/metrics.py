@@ -1,8 +1,9 @@
-"""Detection metrics on validation scores: frame AUC, AP, EER, accuracy, video-level AUC, threshold choice.
+"""Scores and detection metrics shared by training, export fidelity reports and the runtime decider.
 
 numpy only. Labels: 1 = fake (positive), 0 = real. Scores: P(fake) (any monotone score works for AUC/AP/EER).
-Video-level scores use the runtime's offline aggregation, ``runtime.decision.confident_strategy`` (the DFDC
-winner's rule that the live decider streams), so a video AUC here means what a stream's rolling score means there.
+:func:`sigmoid` turns the model's fake logit into P(fake). :func:`confident_strategy` is the DFDC winner's offline
+aggregation; the runtime decider streams the same rule, so a video AUC here means what a stream's rolling score
+means there. Frame AUC, AP, EER, accuracy, video-level AUC and threshold choice follow.
 """
 from __future__ import annotations
 
@@ -10,6 +11,26 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
+
+
+def confident_strategy(pred: Sequence[float], t: float = 0.8, low: float = 0.2, min_fakes: int = 11,
+                       fake_div: float = 2.5, real_frac: float = 0.9) -> float:
+    """The DFDC winner's offline aggregation of per-frame fake probabilities (NaN for an empty list)."""
+    pred = np.asarray(pred, np.float64)
+    sz = len(pred)
+    if sz == 0:
+        return float("nan")
+    fakes = np.count_nonzero(pred > t)
+    if fakes > sz // fake_div and fakes > min_fakes:
+        return float(np.mean(pred[pred > t]))
+    if np.count_nonzero(pred < low) > real_frac * sz:
+        return float(np.mean(pred[pred < low]))
+    return float(np.mean(pred))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    return np.where(x >= 0, 1.0 / (1.0 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x))))
 
 
 def _check(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +138,7 @@ def video_scores(video_ids: Sequence[str], labels: Sequence[int], scores: Sequen
     if len(ids) != len(y):
         raise ValueError(f"metrics: {len(ids)} video ids but {len(y)} scores")
     if aggregate == "confident":
-        from runtime.decision import confident_strategy as agg
+        agg = confident_strategy
     elif aggregate == "mean":
         def agg(p):
             return float(np.mean(p))

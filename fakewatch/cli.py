@@ -13,12 +13,12 @@ from typing import Sequence
 
 # in the order of the workflow: train -> export -> engine -> watch (probe sources first) -> bench
 SUBCOMMANDS: tuple[tuple[str, str], ...] = (
-    ("train", "training.cli"),
-    ("export", "export.cli"),
-    ("engine", "export.engine_cli"),
-    ("watch", "runtime.watch_cli"),
-    ("probe", "streams.cli"),
-    ("bench", "benchmarks.cli"),
+    ("train", "fakewatch.training.cli"),
+    ("export", "fakewatch.export.cli"),
+    ("engine", "fakewatch.export.engine_cli"),
+    ("watch", "fakewatch.runtime.watch_cli"),
+    ("probe", "fakewatch.streams.cli"),
+    ("bench", "fakewatch.benchmarks.cli"),
 )
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.checkpoint import default_spec
-from runtime.roi import HaarFaceDetector, RoiExtractor, RoiTracker, YuNetFaceDetector, make_face_detector
+from fakewatch.core.checkpoint import default_spec
+from fakewatch.core.roi import HaarFaceDetector, RoiExtractor, RoiTracker, YuNetFaceDetector, make_face_detector
 
 
 class ScriptedDetector:

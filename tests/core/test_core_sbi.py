@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.sbi import DEFAULT_RATIOS, blend, central_box, make_mask, mask_region, self_blend
+from fakewatch.core.sbi import DEFAULT_RATIOS, blend, central_box, make_mask, mask_region, self_blend
 
 
 def _image(seed: int = 0, h: int = 120, w: int = 160) -> np.ndarray:

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .contract import ContractError, ModelSpec
-from .variants import Variant, resolve_variant
+from fakewatch.core.contract import ContractError, ModelSpec
+from fakewatch.core.variants import Variant, resolve_variant
 
 log = logging.getLogger(__name__)
 
