@@ -13,14 +13,19 @@ Stamps, in pipeline order (a stage's duration is its stamp minus the previous st
     alert       events/records for the frame written to the sinks
 
 ``total`` = alert - capture.
+
+Memory is constant per stream: each stage keeps a fixed log-bucket histogram (fakewatch.core.histogram), not the
+samples, so a monitor can run for months. Percentiles come from the buckets (within a fraction of one bucket,
+about 6 %), which costs O(buckets) per status record instead of a sort over every frame seen.
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 import numpy as np
+
+from fakewatch.core.histogram import LogHistogram
 
 STAGES: tuple[str, ...] = ("dequeue", "roi", "preprocess", "batch", "inference", "decision", "alert")
 PERCENTILES: tuple[int, ...] = (50, 90, 99)
@@ -52,7 +57,7 @@ def percentiles(values: Iterable[float], ps: tuple[int, ...] = PERCENTILES) -> d
 
 @dataclass
 class _StreamLatency:
-    samples: dict[str, deque] = field(default_factory=dict)
+    hist: dict[str, LogHistogram] = field(default_factory=dict)
     frames: int = 0
     dropped: int = 0
     no_face: int = 0
@@ -62,10 +67,9 @@ class _StreamLatency:
 
 
 class LatencyTracker:
-    """Collects stage durations per stream (the last ``max_samples`` frames of each) and counts drops/fps."""
+    """Collects stage durations per stream into fixed-size histograms and counts drops/fps."""
 
-    def __init__(self, max_samples: int = 50_000) -> None:
-        self.max_samples = max_samples
+    def __init__(self) -> None:
         self._streams: dict[str, _StreamLatency] = {}
 
     def _get(self, stream: str) -> _StreamLatency:
@@ -90,10 +94,10 @@ class LatencyTracker:
             s.last_ts = end
         d = stage_durations_ms(timings)
         for stage, ms in d.items():
-            q = s.samples.get(stage)
-            if q is None:
-                q = s.samples[stage] = deque(maxlen=self.max_samples)
-            q.append(ms)
+            h = s.hist.get(stage)
+            if h is None:
+                h = s.hist[stage] = LogHistogram()
+            h.observe(ms)
         return d
 
     def streams(self) -> list[str]:
@@ -106,21 +110,30 @@ class LatencyTracker:
         fps = (s.frames - 1) / span if span > 0 and s.frames > 1 else 0.0
         return {
             "frames": s.frames, "dropped": s.dropped, "no_face": s.no_face, "fps": round(fps, 2),
-            "latency_ms": {stage: percentiles(s.samples[stage]) for stage in (*STAGES, "total")
-                           if stage in s.samples},
+            "latency_ms": {stage: s.hist[stage].percentiles(PERCENTILES) for stage in (*STAGES, "total")
+                           if stage in s.hist},
         }
 
     def overall(self) -> dict:
         """All streams pooled: per-stage percentiles and totals."""
-        pooled: dict[str, list[float]] = {}
-        for s in self._streams.values():
-            for stage, q in s.samples.items():
-                pooled.setdefault(stage, []).extend(q)
         return {
             "frames": sum(s.frames for s in self._streams.values()),
             "dropped": sum(s.dropped for s in self._streams.values()),
-            "latency_ms": {stage: percentiles(pooled[stage]) for stage in (*STAGES, "total") if stage in pooled},
+            "latency_ms": {stage: h.percentiles(PERCENTILES) for stage, h in self.pooled().items()},
         }
+
+    def pooled(self) -> dict[str, LogHistogram]:
+        """Per-stage histograms merged over all streams (bucket bounds + counts, e.g. for a metrics exporter)."""
+        out: dict[str, LogHistogram] = {}
+        for stage in (*STAGES, "total"):
+            for s in self._streams.values():
+                if stage in s.hist:
+                    out[stage] = out[stage].merge(s.hist[stage]) if stage in out else s.hist[stage].copy()
+        return out
+
+    def histogram(self, stream: str, stage: str) -> LogHistogram | None:
+        s = self._streams.get(stream)
+        return s.hist.get(stage) if s else None
 
 
 def format_summary(per_stream: Mapping[str, dict], overall: dict, batches: Mapping[str, object] | None = None,

@@ -53,6 +53,9 @@ class WatchConfig:
     emit_frames: bool = False                # a "frame" record per processed frame
     keep_frame_records: int = 0              # keep the last N frame records in memory (tests, benchmarks)
     poll_s: float = 0.1                      # longest single wait when no batch is pending
+    # rings, not lists: a 24/7 monitor must not grow with run time (counters above them cover the whole run)
+    keep_events: int = 1000
+    keep_batch_log: int = 1000
 
 
 @dataclass
@@ -67,19 +70,28 @@ class RunSummary:
     duration_s: float
     streams: dict[str, dict]
     overall: dict
-    batch_sizes: list[int]
+    batch_sizes: dict[int, int]              # rows per batch -> how many batches ran with that many (whole run)
     batch_reasons: dict[str, int]
-    batch_log: list[tuple[int, int, str]]
+    batch_log: list[tuple[int, int, str]]    # the last WatchConfig.keep_batch_log batches: (rows, streams, reason)
     stop_reason: str
-    events: list[dict]
+    events: list[dict]                       # the last WatchConfig.keep_events state/source/summary records
     frame_records: list[dict]
     model: str = ""
     backend: str = ""
+    events_total: int = 0                    # all state/source/summary records, including those the ring dropped
 
     def batches(self) -> dict[str, Any]:
-        sizes = self.batch_sizes
-        return {"count": len(sizes), "mean_size": float(np.mean(sizes)) if sizes else 0.0,
-                "histogram": {str(k): v for k, v in sorted(Counter(sizes).items())}}
+        return batch_stats(self.batch_sizes)
+
+    def failed_sources(self) -> dict[str, str]:
+        """Sources whose reader ended in 'failed' -> the last failure message."""
+        last = {e["stream"]: e.get("message", "") for e in self.events
+                if e.get("type") == "source" and e.get("state") == "failed"}
+        return {sid: last.get(sid, "failed") for sid, st in self.streams.items() if st.get("source_state") == "failed"}
+
+    @property
+    def all_sources_failed(self) -> bool:
+        return bool(self.streams) and len(self.failed_sources()) == len(self.streams)
 
     def text(self) -> str:
         ran = f"\n  model: {self.model} on {self.backend}" if self.model else ""
@@ -116,10 +128,11 @@ class Pipeline:
         self.deciders: dict[str, StreamDecider] = {}
         self.latency = LatencyTracker()
         self.source_state: dict[str, str] = {s.id: "connecting" for s in self.group.sources}
-        self.batch_sizes: list[int] = []
+        self.batch_sizes: Counter = Counter()               # rows -> batches run with that many rows
         self.batch_reasons: Counter = Counter()
-        self.batch_log: list[tuple[int, int, str]] = []     # (rows, distinct streams, reason) per batch run
-        self.events: list[dict] = []
+        self.batch_log: deque = deque(maxlen=max(1, self.cfg.keep_batch_log))   # (rows, streams, reason)
+        self.events: deque = deque(maxlen=max(1, self.cfg.keep_events))
+        self.events_total = 0
         self.frame_records: deque = deque(maxlen=max(0, self.cfg.keep_frame_records) or None)
         self._t0 = 0.0
         self.batcher: Batcher | None = None
@@ -132,6 +145,7 @@ class Pipeline:
     def _emit(self, rec: dict) -> None:
         if rec["type"] in ("state", "source", "summary"):
             self.events.append(rec)
+            self.events_total += 1
         for sink in self.sinks:
             sink.emit(rec)
 
@@ -193,7 +207,7 @@ class Pipeline:
             logits = self._infer_device(batch) if self.device_input else self.runner.infer(batch.inputs)
             t_inf = self.clock()
             probs = sigmoid(logits[:, 0])
-            self.batch_sizes.append(batch.rows)
+            self.batch_sizes[batch.rows] += 1
             self.batch_reasons[batch.reason] += 1
             self.batch_log.append((batch.rows, len({it.frame.source_id for it in batch.items if it.boxes}),
                                    batch.reason))
@@ -303,18 +317,28 @@ class Pipeline:
         streams = {sid: self._stream_status(sid, stats) for sid in self.source_state}
         overall = self.latency.overall()
         overall["dropped"] = sum(st["dropped"] for st in streams.values())   # reader drops included
-        summary = RunSummary(duration, streams, overall, list(self.batch_sizes),
-                             dict(self.batch_reasons), list(self.batch_log), stop_reason, self.events,
-                             list(self.frame_records), model=self.model_name, backend=self.runner.name)
+        summary = RunSummary(duration, streams, overall, dict(self.batch_sizes),
+                             dict(self.batch_reasons), list(self.batch_log), stop_reason, list(self.events),
+                             list(self.frame_records), model=self.model_name, backend=self.runner.name,
+                             events_total=self.events_total)
         self._emit(make_record("summary", duration, duration_s=duration, model=self.model_name,
                                backend=self.runner.name, batches={**summary.batches(), "max_batch":
                                self.batcher.max_batch
                                                                     if self.batcher else None,
                                                                     "max_wait_ms": self.max_wait_ms}, streams=streams,
                                latency_ms=summary.overall["latency_ms"], stop_reason=stop_reason))
+        summary.events, summary.events_total = list(self.events), self.events_total   # with the summary record
         for sink in self.sinks:
             sink.close()
         return summary
+
+
+def batch_stats(sizes: dict[int, int]) -> dict[str, Any]:
+    """count / mean rows / histogram from a rows -> batches counter (the summary's "batches" block)."""
+    count = sum(sizes.values())
+    rows = sum(k * v for k, v in sizes.items())
+    return {"count": count, "mean_size": rows / count if count else 0.0,
+            "histogram": {str(k): v for k, v in sorted(sizes.items())}}
 
 
 def runs_on_gpu(runner: Runner) -> bool:

@@ -21,6 +21,8 @@ THREAD_OPTION = {"onnxruntime": "intra_op_threads", "torch": "threads", "openvin
 #: backends with a CPU throughput mode (``streams``)
 STREAMS_BACKENDS = ("onnxruntime", "openvino")
 DEMO_MODEL = Path(__file__).resolve().parent / "assets" / "demo" / "demo_model.onnx"
+#: exit status when the run ended with every source in state 'failed' (1 = bad input/flags, 130 = interrupted)
+EXIT_ALL_SOURCES_FAILED = 3
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "watch", help="watch webcam/RTSP/file/demo streams and raise rolling Real/Fake alerts",
         description="Run a deepfake detector over one or more live sources: batched inference across streams, a "
                     "rolling per-stream decision with hysteresis, JSON-lines alerts and a latency summary on exit. "
-                    "Ctrl-C (or SIGTERM) stops cleanly.")
+                    "Ctrl-C (or SIGTERM) stops cleanly.",
+        epilog="exit status: 0 = ran (some sources may have failed: see the summary), 1 = bad model/flags/input, "
+               f"{EXIT_ALL_SOURCES_FAILED} = every source failed, 130 = interrupted twice")
     p.add_argument("sources", nargs="*", metavar="SOURCE",
                    help="webcam index or /dev/videoN, rtsp://..., http(s)://..., a video file, or 'demo' "
                         "(default: demo)")
@@ -196,4 +200,9 @@ def _run_watch(args: argparse.Namespace) -> int:
         for s, h in previous.items():
             signal.signal(s, h)
     print(summary.text(), file=sys.stderr)
+    if summary.all_sources_failed:     # a monitor that watched nothing must not look like a success to systemd/CI
+        why = "; ".join(f"{sid}: {msg}" for sid, msg in summary.failed_sources().items())
+        print(f"fakewatch watch: error: every source failed ({why}); check the URLs/paths with "
+              f"`fakewatch probe SOURCE`", file=sys.stderr)
+        return EXIT_ALL_SOURCES_FAILED
     return 0

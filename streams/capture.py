@@ -19,6 +19,9 @@ import cv2
 import numpy as np
 
 from fakewatch.streams.diagnose import diagnose_http, diagnose_rtsp
+
+#: server answers that mean "this source is misconfigured" (not "try later"): a never-seen source fails at once
+REFUSALS = ("RTSP 401", "RTSP 403", "RTSP 404", "HTTP 401", "HTTP 403", "HTTP 404", "serves a web page")
 from fakewatch.streams.ffmpeg_options import build as build_ffmpeg_options
 from fakewatch.streams.ffmpeg_options import ffmpeg_options
 from fakewatch.streams.source import RawRead, Source, SourceError
@@ -152,7 +155,8 @@ class NetworkSource(Source):
         else:
             return
         if reason:
-            raise SourceError(f"cannot open {self.uri}: {reason}; tried {how} on {self.host}:{self.port}")
+            raise SourceError(f"cannot open {self.uri}: {reason}; tried {how} on {self.host}:{self.port}",
+                              permanent=any(mark in reason for mark in REFUSALS))
 
     def read(self) -> RawRead | None:
         if self._cap is None:

@@ -47,6 +47,7 @@ class Reader:
         self.width: int | None = None
         self.height: int | None = None
         self.finished = False
+        self._permanent = False     # the last open failure was one retrying cannot fix
         self._times: deque[float] = deque(maxlen=512)
         self._seq = 0
         self.thread = threading.Thread(target=self._main, name=f"streams-reader[{self.id}]", daemon=True)
@@ -86,6 +87,9 @@ class Reader:
             if not live:
                 self._emit("failed", error)
                 return
+            if self._permanent and not ever_live:     # wrong password / not a stream: say so once, do not spin
+                self._emit("failed", f"{error} (not retried: the server refused this source)")
+                return
             attempt += 1
             if self.backoff.exhausted(attempt):
                 self._emit("failed", f"{error} (gave up after {attempt - 1} retries)")
@@ -103,10 +107,12 @@ class Reader:
             log.warning("closing %s: %s", self.id, redact(e))
 
     def _open(self) -> str | None:
+        self._permanent = False
         try:
             self.source.open()
             return None
         except SourceError as e:
+            self._permanent = e.permanent
             return str(e)
         except Exception as e:
             return redact(f"cannot open {self.source.uri}: {type(e).__name__}: {e}")

@@ -18,8 +18,10 @@ class SourceError(RuntimeError):
     """A source could not be opened or read. The message names the source (redacted), what was tried and what to
     do; it never contains credentials (the constructor redacts it again as a last line of defence)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(redact(message))
+        # the server said no (401/403/404, a web page): retrying cannot fix a source that never worked
+        self.permanent = permanent
 
 
 @dataclass
