@@ -94,8 +94,11 @@ class NetworkSource(Source):
         if self.scheme.startswith("rtsp"):
             opts["rtsp_transport"] = self.transport
         if self.low_latency:
-            # no demuxer-side buffering: decode what arrived, hand it out now
-            opts.update({"fflags": "nobuffer", "flags": "low_delay", "max_delay": "500000"})
+            # no demuxer-side buffering: decode what arrived, hand it out now. analyzeduration: OpenCV serializes
+            # FFmpeg opens inside a process, and the default 5 s probe made 4 cameras reconnect in ~12 s (measured
+            # by benchmarks/soak.py); 0.5 s still sees the SDP's SPS/PPS and the first frames
+            opts.update({"fflags": "nobuffer", "flags": "low_delay", "max_delay": "500000",
+                         "analyzeduration": "500000"})
         opts.update(self.extra_options)
         return build_ffmpeg_options(opts)
 

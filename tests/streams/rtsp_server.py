@@ -33,7 +33,8 @@ def pipeline(args: argparse.Namespace) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0, help="0 = pick a free port (printed)")
-    ap.add_argument("--path", default="/test")
+    ap.add_argument("--path", action="append", default=None,
+                    help="mount point; repeat for several streams (each its own client-visible URL; default /test)")
     ap.add_argument("--fps", type=int, default=25)
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
@@ -68,7 +69,8 @@ def main() -> int:
         perms.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
         perms.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
         factory.set_permissions(perms)
-    server.get_mount_points().add_factory(args.path, factory)
+    for path in args.path or ["/test"]:
+        server.get_mount_points().add_factory(path, factory)
     if server.attach(None) == 0:
         print(f"ERROR could not bind 127.0.0.1:{args.port}", flush=True)
         return 2
