@@ -166,11 +166,12 @@ class ArtifactCache:
         """
         if importlib.util.find_spec("fakewatch.export.engine_build") is None:
             raise Unavailable("tensorrt: fakewatch.export.engine_build not available yet")
+        from fakewatch.core.tensorrt import plan_intact
         from fakewatch.export.engine import BatchProfile, BuildOptions
         from fakewatch.export.engine_build import build_engine
 
         out = self.dir(variant) / f"model.{precision}.b{batch}.engine"
-        if out.is_file():
+        if plan_intact(out):        # size + sha256 match the sidecar: a truncated or interrupted build is rebuilt
             return out
         sources = {"fp32": self.fp32, "fp16": self.fp16, "int8": lambda v: self.int8(v, "tensorrt")}
         source = sources[precision](variant)

@@ -147,7 +147,9 @@ _REMOVED_IN_11 = frozenset({"FP16", "INT8", "BF16", "FP8", "INT4", "FP4", "OBEY_
                             "PREFER_PRECISION_CONSTRAINTS", "DIRECT_IO"})
 
 TRT_CAPABILITIES: dict[int, TrtCapabilities] = {
-    10: TrtCapabilities(10, {"fp32": (), "fp16": ("FP16",), "int8": ("INT8",), "best": ("FP16", "INT8")},
+    # int8 = INT8 + FP16: the layers a Q/DQ recipe keeps float (stem, head) run in FP16, not FP32 (NVIDIA's
+    # explicit-quantization advice); "best" on 10 is the same pair and needs Q/DQ (nothing else calibrates INT8)
+    10: TrtCapabilities(10, {"fp32": (), "fp16": ("FP16",), "int8": ("INT8", "FP16"), "best": ("FP16", "INT8")},
                         strongly_typed=False, removed_flags=frozenset(), dla=True),
     11: TrtCapabilities(11, {"fp32": (), "fp16": (), "int8": (), "best": ()},
                         strongly_typed=True, removed_flags=_REMOVED_IN_11, dla=False),
@@ -237,7 +239,14 @@ def make_build_plan(trt_version: str, options: BuildOptions, info: OnnxPrecision
         precision = "int8" if info.has_qdq else ("fp16" if info.has_fp16 else "fp32")
         notes.append(f"TensorRT {caps.major}.x: strongly typed network, precision {precision} taken from the ONNX")
     else:
-        precision = {"fp32": "fp32", "fp16": "fp16", "int8": "int8"}.get(p) or ("int8" if info.has_qdq else "fp16")
+        if p == "best" and not info.has_qdq:
+            raise EngineBuildError(
+                f"--precision best on TensorRT {trt_version} sets INT8, but this ONNX has no Q/DQ nodes and "
+                f"fakewatch does no implicit INT8 calibration (deprecated in 10.1, removed in 11): build it with "
+                f"--precision fp16, or quantize it first (`fakewatch export quantize MODEL.onnx --target tensorrt`)")
+        precision = {"fp32": "fp32", "fp16": "fp16", "int8": "int8"}.get(p) or "int8"
+        if p == "int8":
+            notes.append("INT8 + FP16: layers the Q/DQ recipe keeps float run in FP16")
         if p == "fp32" and info.has_fp16:
             notes.append("the ONNX has FP16 tensors; without BuilderFlag.FP16 TensorRT 10 computes them in FP32")
     flags = list(caps.precision_flags[p])
@@ -249,6 +258,10 @@ def make_build_plan(trt_version: str, options: BuildOptions, info: OnnxPrecision
             raise EngineBuildError(f"--dla-core {options.dla_core}: DLA cores are numbered 0..N-1 (Orin: 0 or 1)")
         if precision == "fp32":
             raise EngineBuildError("--dla-core: the DLA runs only FP16 or INT8; add --precision fp16 (or int8/best)")
+        prof = options.profile
+        if not prof.min == prof.opt == prof.max:
+            raise EngineBuildError(f"--dla-core: DLA engines need a fixed batch (min = opt = max), got --batch {prof}; "
+                                   f"pass --batch {prof.opt} (one number means N:N:N)")
         flags.append("GPU_FALLBACK")  # layers the DLA cannot run go to the GPU (silently: inspect the engine)
         notes.append(f"DLA core {options.dla_core} with GPU fallback")
     if options.version_compatible:
@@ -298,14 +311,19 @@ def rebuild_command(onnx_path: str | Path, engine_path: str | Path, options: Bui
         args += ["--timing-cache", str(options.timing_cache)]
     if options.version_compatible:
         args.append("--version-compatible")
+    if options.device:
+        args += ["--device", str(options.device)]      # the GPU it was built (and tuned) on
     return shlex.join(args)
 
 
 def engine_build_info(*, trt_version: str, gpu_name: str, compute_capability: Any, onnx_path: str | Path,
                       onnx_sha256: str, plan: BuildPlan, options: BuildOptions, engine_path: str | Path,
-                      build_seconds: float) -> dict[str, Any]:
-    """The sidecar's ``"tensorrt"`` section."""
-    return {
+                      build_seconds: float, plan_sha256: str | None = None,
+                      plan_bytes: int | None = None) -> dict[str, Any]:
+    """The sidecar's ``"tensorrt"`` section (``plan_sha256``/``plan_bytes`` let the runner and caches detect a
+    truncated or replaced plan: fakewatch.core.tensorrt.check_plan_intact)."""
+    integrity = {} if plan_sha256 is None else {"plan_sha256": plan_sha256, "plan_bytes": int(plan_bytes or 0)}
+    return {**integrity,
         "version": str(trt_version),
         "gpu_name": str(gpu_name),
         "compute_capability": format_cc(compute_capability),
@@ -320,6 +338,7 @@ def engine_build_info(*, trt_version: str, gpu_name: str, compute_capability: An
         "opt_level": plan.opt_level,
         "dla_core": plan.dla_core,
         "version_compatible": options.version_compatible,
+        "device": options.device,
         "build_seconds": round(float(build_seconds), 3),
         "rebuild_command": rebuild_command(onnx_path, engine_path, options),
     }

@@ -8,12 +8,16 @@ decides with is in :mod:`fakewatch.export.engine` and CPU-tested.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from fakewatch.core.atomic import atomic_write_bytes
 from fakewatch.core.contract import load_spec
 from fakewatch.export.engine import (
     TENSORRT_MISSING,
@@ -75,6 +79,21 @@ def gpu_info(device: int = 0) -> tuple[str, tuple[int, int]]:
     return dev.name(), tuple(dev.compute_capability())
 
 
+@contextlib.contextmanager
+def on_device(device: int) -> Iterator[None]:
+    """Make CUDA device ``device`` current for the block: TensorRT's builder builds (and tunes) on the calling
+    thread's current device, which is 0 unless someone selects another."""
+    import pycuda.driver as cuda
+
+    cuda.init()
+    ctx = cuda.Device(device).make_context()   # pushed: current until the pop
+    try:
+        yield
+    finally:
+        ctx.pop()
+        ctx.detach()
+
+
 def _logger(trt: Any, verbose_log: Path | None) -> Any:
     class FileLogger(trt.ILogger):
         """Everything to the log file (if any); warnings and errors to stderr."""
@@ -110,6 +129,24 @@ def build_engine(onnx_path: str | Path, output: str | Path | None = None,
     trt = import_tensorrt()
     plan = make_build_plan(trt.__version__, options, info)
     gpu_name, cc = gpu_info(options.device)
+    with on_device(options.device):
+        serialized, build_s, cache_note = _build(trt, onnx_path, spec, plan, options)
+    if cache_note:
+        plan = dataclasses.replace(plan, notes=(*plan.notes, cache_note))
+    data = bytes(serialized)
+    # plan first, sidecar (with the plan's hash) last: a crash in between leaves a plan without a matching sidecar,
+    # which the runner and caches refuse, never a truncated plan that looks valid
+    atomic_write_bytes(engine_path, data)   # plain plan: no header, so trtexec/DeepStream/Triton load it
+    build = engine_build_info(trt_version=trt.__version__, gpu_name=gpu_name, compute_capability=cc,
+                              onnx_path=onnx_path, onnx_sha256=file_sha256(onnx_path), plan=plan, options=options,
+                              engine_path=engine_path, build_seconds=build_s,
+                              plan_sha256=hashlib.sha256(data).hexdigest(), plan_bytes=len(data))
+    sidecar = write_engine_sidecar(engine_path, spec, build)
+    return EngineBuildReport(engine_path, sidecar, plan, build)
+
+
+def _build(trt: Any, onnx_path: Path, spec: Any, plan: BuildPlan, options: BuildOptions) -> tuple[Any, float, str]:
+    """Parse, configure and build on the current device; returns (serialized plan, seconds, timing-cache note)."""
     logger = _logger(trt, options.verbose_log)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # explicit batch is the only mode since 10; 11 is always strongly typed
@@ -132,8 +169,13 @@ def build_engine(onnx_path: str | Path, output: str | Path | None = None,
     config.add_optimization_profile(profile)
     cache_path = options.timing_cache
     cache_bytes = cache_path.read_bytes() if cache_path and cache_path.is_file() else b""
-    cache = config.create_timing_cache(cache_bytes)
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    note = ""
+    # set_timing_cache returns False when the cache came from another TensorRT/GPU: start a fresh one, say so
+    if not config.set_timing_cache(config.create_timing_cache(cache_bytes), ignore_mismatch=False):
+        note = (f"timing cache {cache_path} was written by another TensorRT version or GPU; built with a fresh "
+                f"cache, which replaces it")
+        if not config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False):
+            raise EngineBuildError("TensorRT refused an empty timing cache; rerun without --timing-cache")
 
     t0 = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
@@ -141,12 +183,6 @@ def build_engine(onnx_path: str | Path, output: str | Path | None = None,
     if serialized is None:
         hint = f" (full log: {options.verbose_log})" if options.verbose_log else " (rerun with --verbose-log FILE)"
         raise EngineBuildError(f"TensorRT failed to build {onnx_path}{hint}")
-    engine_path.write_bytes(bytes(serialized))  # plain plan: no header, so trtexec/DeepStream/Triton load it
     if cache_path:
-        cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
-
-    build = engine_build_info(trt_version=trt.__version__, gpu_name=gpu_name, compute_capability=cc,
-                              onnx_path=onnx_path, onnx_sha256=file_sha256(onnx_path), plan=plan, options=options,
-                              engine_path=engine_path, build_seconds=build_s)
-    sidecar = write_engine_sidecar(engine_path, spec, build)
-    return EngineBuildReport(engine_path, sidecar, plan, build)
+        atomic_write_bytes(cache_path, bytes(config.get_timing_cache().serialize()))
+    return serialized, build_s, note

@@ -19,7 +19,7 @@ then runs the engine on it without another host copy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -194,6 +194,26 @@ def _kernel_name(out_dtype: Any) -> str:
     return KERNELS[dt]
 
 
+def grown_capacity(needed: int, minimum: int) -> int:
+    """Next power of two >= ``needed`` (and >= ``minimum``): staging buffers grow a bounded number of times."""
+    cap = max(int(minimum), 1)
+    while cap < needed:
+        cap *= 2
+    return cap
+
+
+def compile_or_fallback(make: Callable[[], Any]) -> tuple[Any, str | None]:
+    """Build the fused preprocessor now (``make`` compiles the kernel); on failure return ``(None, why)`` so the
+    runner falls back to host preprocessing with one message instead of a traceback on the first batch."""
+    try:
+        return make(), None
+    except Exception as exc:      # nvcc missing, CUDA headers missing, NVRTC/driver errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None, (f"fused CUDA preprocessing is off ({type(exc).__name__}: {first[:300]}); frames are "
+                      f"preprocessed on the CPU instead. pycuda compiles runtime/cuda/preprocess.cu with nvcc: "
+                      f"install the CUDA toolkit (nvcc on PATH; on a Jetson: export PATH=/usr/local/cuda/bin:$PATH)")
+
+
 # ----------------------------------------------------------------------------- pycuda launcher (TensorRT path)
 class PycudaPreprocessor:
     """Compiles the kernel in the *current* pycuda context and launches it on a given stream.
@@ -220,14 +240,21 @@ class PycudaPreprocessor:
         self._table_rows = 0
 
     def _ensure(self, nbytes: int, rows: int) -> None:
+        """Grow the staging buffers (to the next power of two, so a slowly growing frame size does not reallocate
+        every batch), freeing the old device allocations explicitly: pycuda frees a DeviceAllocation only when
+        garbage-collected, which may be after the context is gone (the caller has synchronised the stream)."""
         cuda = self._cuda
         if self._host is None or self._host.size < nbytes:
-            cap = max(nbytes, 1 << 20)
+            cap = grown_capacity(nbytes, 1 << 20)
+            if self._dev is not None:
+                self._dev.free()
             self._host = cuda.pagelocked_empty(cap, np.uint8)
             self._dev = cuda.mem_alloc(cap)
             self._dev_bytes = cap
         if self._table_host is None or self._table_rows < rows:
-            self._table_rows = max(rows, 8)
+            self._table_rows = grown_capacity(rows, 8)
+            if self._table_dev is not None:
+                self._table_dev.free()
             self._table_host = cuda.pagelocked_empty((self._table_rows, TABLE_FIELDS), np.int64)
             self._table_dev = cuda.mem_alloc(self._table_host.nbytes)
 
@@ -304,6 +331,6 @@ def preprocess_into(runner: Any, images: Sequence[np.ndarray], boxes: Sequence[B
     return runner.preprocess_on_device(images, boxes)
 
 
-__all__ = ["CV2_MAX_ABS_DIFF", "CV2_MAX_UINT8_STEPS", "CupyPreprocessor", "PackedBatch", "PycudaPreprocessor",
+__all__ = ["CV2_MAX_ABS_DIFF", "CV2_MAX_UINT8_STEPS", "CupyPreprocessor", "compile_or_fallback", "grown_capacity", "PackedBatch", "PycudaPreprocessor",
            "TABLE_FIELDS", "kernel_source", "launch_geometry", "norm_params", "pack_frames", "packed_size", "preprocess_into",
            "reference_bilinear", "reference_from_packed"]

@@ -261,6 +261,8 @@ class Pipeline:
         cfg = self.cfg
         n_sources = len(self.group.sources)
         self.runner.activate()
+        # re-read after activate: a GPU runner whose preprocessing kernel failed to compile takes host batches
+        self.device_input = bool(getattr(self.runner, "accepts_device_input", False))
         try:
             rows_per_frame = cfg.max_faces if self.spec.roi == "face" else 1
             max_batch = cfg.batch or min(AUTO_BATCH_CAP, max(n_sources, rows_per_frame))

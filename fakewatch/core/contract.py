@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from fakewatch.core.atomic import atomic_write_text
+
 SCHEMA_VERSION = 1
 ONNX_METADATA_KEY = "fakewatch.spec"
 SIDECAR_SUFFIX = ".json"
@@ -186,7 +188,7 @@ def write_sidecar(artifact: str | Path, spec: ModelSpec, extra: Mapping[str, Any
     if extra:
         doc.update(extra)
     path = sidecar_path(artifact)
-    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=True) + "\n")   # never a half-written contract
     return path
 
 

@@ -80,3 +80,41 @@ def check_engine_compat(doc: Mapping[str, Any], running_trt_version: str, gpu_na
         warnings.append(f"{engine_path} was tuned on {info['gpu_name']}, running on {gpu_name} (same compute "
                         f"capability {run_cc}): it works, but rebuild here for best speed")
     return warnings
+
+
+def check_plan_intact(engine_path: str | Path, doc: Mapping[str, Any]) -> None:
+    """Refuse a plan whose bytes are not the ones its sidecar recorded (truncated copy, interrupted build, another
+    plan renamed over it): size first (free), then sha256. Sidecars from before ``plan_sha256`` pass unchecked."""
+    info = doc.get("tensorrt") if isinstance(doc, Mapping) else None
+    if not isinstance(info, Mapping) or "plan_sha256" not in info:
+        return
+    path = Path(engine_path)
+    cmd = info.get("rebuild_command") or f"fakewatch engine MODEL.onnx -o {path}"
+    size, want = path.stat().st_size, info.get("plan_bytes")
+    if want is not None and size != int(want):
+        raise EngineCompatError(f"{path} is {size} bytes but its sidecar recorded {want}: the plan is truncated or "
+                                f"was replaced after the build. Rebuild it: {cmd}")
+    if file_sha256(path) != info["plan_sha256"]:
+        raise EngineCompatError(f"{path} does not match the sha256 its sidecar recorded: the plan is corrupt or was "
+                                f"replaced after the build. Rebuild it: {cmd}")
+
+
+def plan_intact(engine_path: str | Path) -> bool:
+    """True when ``engine_path`` and its sidecar exist and the plan matches the recorded size and sha256 (for
+    caches deciding whether to reuse a built engine)."""
+    import json
+
+    from fakewatch.core.contract import sidecar_path
+
+    path = Path(engine_path)
+    side = sidecar_path(path)
+    if not (path.is_file() and side.is_file()):
+        return False
+    try:
+        doc = json.loads(side.read_text())
+        if "plan_sha256" not in (doc.get("tensorrt") or {}):
+            return False
+        check_plan_intact(path, doc)
+    except (OSError, ValueError, EngineCompatError):
+        return False
+    return True

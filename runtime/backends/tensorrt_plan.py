@@ -125,10 +125,52 @@ def plan_buffers(tensors: Sequence[TensorInfo], spec: ModelSpec, where: str = "e
 
 
 def check_batch(n: int, plan: IOPlan) -> None:
-    if not (plan.min_batch <= n <= plan.max_batch):
+    """Batches above the profile's max are refused; below its min they are padded (:func:`run_batch`)."""
+    if not (1 <= n <= plan.max_batch):
         raise BackendError(f"batch {n} is outside this engine's profile {plan.min_batch}:{plan.opt_batch}:"
                            f"{plan.max_batch}; rebuild with `fakewatch engine ... --batch MIN:OPT:MAX` covering it")
 
 
-__all__ = ["BufferPlan", "IOPlan", "TRT_DTYPES", "TensorInfo", "check_batch", "dtype_name", "numpy_dtype",
-           "plan_buffers"]
+def run_batch(n: int, plan: IOPlan) -> int:
+    """Rows to run for ``n`` real inputs: ``n``, or the profile's min when it is larger (a partial batch of a
+    ``--batch 4:4:4`` engine is padded like the CPU runners' fixed-batch exports; the extra outputs are dropped)."""
+    check_batch(n, plan)
+    return max(n, plan.min_batch)
+
+
+class GraphSlots:
+    """Which CUDA graph serves a batch size. A graph is replayed only on the execution context it was captured on,
+    and that context never runs another shape: TensorRT may re-plan its internal memory when the input shape
+    changes, so a graph captured at batch 3 and replayed after batch 1 ran on the same context would use stale
+    addresses. Each captured size gets its own context; at most ``max_graphs`` live at once (least recently used
+    goes first) because each context holds its own activation memory.
+
+    ``slot(n)`` returns ``("replay", None)`` or ``("capture", evicted_size_or_None)``; the runner does the CUDA work.
+    """
+
+    def __init__(self, max_graphs: int = 4) -> None:
+        if max_graphs < 1:
+            raise ValueError(f"max_graphs must be >= 1, got {max_graphs}")
+        self.max_graphs = max_graphs
+        self._order: list[int] = []          # least recently used first
+
+    def slot(self, n: int) -> tuple[str, int | None]:
+        if n in self._order:
+            self._order.remove(n)
+            self._order.append(n)
+            return "replay", None
+        evicted = self._order.pop(0) if len(self._order) >= self.max_graphs else None
+        self._order.append(n)
+        return "capture", evicted
+
+    def forget(self, n: int) -> None:
+        if n in self._order:
+            self._order.remove(n)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(self._order)
+
+
+__all__ = ["BufferPlan", "GraphSlots", "IOPlan", "TRT_DTYPES", "TensorInfo", "check_batch", "dtype_name",
+           "numpy_dtype", "plan_buffers", "run_batch"]

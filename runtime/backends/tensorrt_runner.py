@@ -5,8 +5,12 @@ every call, so several runners and threads can coexist), one stream, page-locked
 sized once for the optimization profile's max batch (``get_tensor_profile_shape(name, 0)[2]``). Each call sets
 ``set_input_shape`` and runs ``execute_async_v3``; the GPU time between two CUDA events around it is the runner's
 ``last_inference_ms`` (like trtexec's "GPU Compute Time"; copies are excluded). ``cuda_graph=True`` captures one
-CUDA graph per batch size. Before deserializing, the sidecar is checked against the running TensorRT and GPU
-(:func:`fakewatch.core.tensorrt.check_engine_compat`) and ``runtime.DLA_core`` is set for DLA engines.
+CUDA graph per batch size, each on its own execution context that never runs another shape (``GraphSlots``).
+Batches below the profile's min are padded. Before deserializing, the plan's size and sha256 are checked against
+the sidecar (a truncated copy is refused), the sidecar against the running TensorRT and GPU
+(:func:`fakewatch.core.tensorrt.check_engine_compat`), and ``runtime.DLA_core`` is set for DLA engines. The fused
+preprocessing kernel is compiled in ``activate``; when that fails (no nvcc, no CUDA headers) the runner says why
+once and takes host-preprocessed batches instead (``accepts_device_input`` becomes False).
 
 Written against NVIDIA's documented TensorRT 10/11 and pycuda APIs; it has not run in this project's CI (no GPU
 or TensorRT there). The decisions it makes (I/O checks, buffer sizes, dtypes) live in
@@ -16,14 +20,25 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from fakewatch.core.contract import read_sidecar_doc
-from fakewatch.core.tensorrt import TENSORRT_MISSING, check_engine_compat
+from fakewatch.core.tensorrt import TENSORRT_MISSING, check_engine_compat, check_plan_intact
 from fakewatch.runtime.backends.base import BackendError, Runner
-from fakewatch.runtime.backends.tensorrt_plan import IOPlan, TensorInfo, check_batch, dtype_name, plan_buffers
+from fakewatch.runtime.backends.tensorrt_plan import (
+    GraphSlots,
+    IOPlan,
+    TensorInfo,
+    check_batch,
+    dtype_name,
+    plan_buffers,
+    run_batch,
+)
+
+log = logging.getLogger("fakewatch.runtime")
 
 _CAPTURE_MODE_THREAD_LOCAL = 1  # CUstreamCaptureMode
 
@@ -60,7 +75,7 @@ class _DriverGraphs:
     def __init__(self) -> None:
         self._cu = ctypes.CDLL("libcuda.so.1")
         self.execs: dict[int, ctypes.c_void_p] = {}
-        self.graphs: list[ctypes.c_void_p] = []
+        self.graphs: dict[int, ctypes.c_void_p] = {}
 
     def _check(self, rc: int, what: str) -> None:
         if rc != 0:
@@ -80,25 +95,30 @@ class _DriverGraphs:
         exe = ctypes.c_void_p()
         self._check(self._cu.cuGraphInstantiateWithFlags(ctypes.byref(exe), graph, ctypes.c_ulonglong(0)),
                     "instantiate")
-        self.graphs.append(graph)
+        self.graphs[batch] = graph
         self.execs[batch] = exe
 
     def launch(self, batch: int, stream_handle: int) -> None:
         self._check(self._cu.cuGraphLaunch(self.execs[batch], ctypes.c_void_p(stream_handle)), "launch")
 
-    def free(self) -> None:
-        for exe in self.execs.values():
+    def drop(self, batch: int) -> None:
+        exe, graph = self.execs.pop(batch, None), self.graphs.pop(batch, None)
+        if exe is not None:
             self._cu.cuGraphExecDestroy(exe)
-        for graph in self.graphs:
+        if graph is not None:
             self._cu.cuGraphDestroy(graph)
-        self.execs.clear()
-        self.graphs.clear()
+
+    def free(self) -> None:
+        for batch in list(self.execs):
+            self.drop(batch)
 
 
 class TensorRTRunner(Runner):
     """Options: ``device`` (CUDA index or "cuda:N"), ``cuda_graph`` (capture per batch size), ``dla_core``
-    (default: the sidecar's), ``check_compat`` (default True; False skips the sidecar check - TensorRT then
-    fails on its own with "The engine plan file is not compatible with this version of TensorRT")."""
+    (default: the sidecar's), ``check_compat`` (default True; False skips the sidecar and plan-hash checks -
+    TensorRT then fails on its own with "The engine plan file is not compatible with this version of TensorRT"),
+    ``max_graphs`` (CUDA graphs kept at once, default 4), ``device_preprocess`` (default True: compile the fused
+    kernel in ``activate``, falling back to host preprocessing when it cannot be compiled)."""
 
     name = "tensorrt"
     device = "cuda"
@@ -107,9 +127,14 @@ class TensorRTRunner(Runner):
     accepts_device_input = True
 
     def __init__(self, artifact, spec, *, device: Any = 0, cuda_graph: bool = False, dla_core: int | None = None,
-                 check_compat: bool = True, **options: Any) -> None:
+                 check_compat: bool = True, max_graphs: int = 4, device_preprocess: bool = True,
+                 **options: Any) -> None:
         super().__init__(artifact, spec, device=device, cuda_graph=cuda_graph, dla_core=dla_core,
-                         check_compat=check_compat, **options)
+                         check_compat=check_compat, max_graphs=max_graphs, device_preprocess=device_preprocess,
+                         **options)
+        self.max_graphs = int(max_graphs)
+        self.device_preprocess = bool(device_preprocess)
+        self.preprocess_fallback: str | None = None    # why the fused kernel is not used (set in activate)
         self.device_index = parse_device(device)
         self.cuda_graph = bool(cuda_graph)
         self.dla_core = dla_core
@@ -142,6 +167,7 @@ class TensorRTRunner(Runner):
 
     def _setup(self, trt: Any, cuda: Any, dev: Any, doc: dict) -> None:
         if self.check_compat:
+            check_plan_intact(self.artifact, doc)          # before TensorRT parses a possibly truncated plan
             self.compat_warnings = check_engine_compat(doc, trt.__version__, dev.name(), dev.compute_capability(),
                                                        self.artifact)
         o = self._objs
@@ -172,7 +198,18 @@ class TensorRTRunner(Runner):
         o["ev_start"], o["ev_end"] = cuda.Event(), cuda.Event()
         if self.cuda_graph:
             o["graphs"] = _DriverGraphs()
+            o["slots"] = GraphSlots(self.max_graphs)
+            o["graph_contexts"] = {}
         self.max_batch = plan.max_batch
+        # compile the kernel now, not on the first batch: a missing nvcc is one message at start, not a traceback
+        self.accepts_device_input, o["pre"], self.preprocess_fallback = False, None, None
+        if self.device_preprocess:
+            from fakewatch.runtime.cuda_preprocess import PycudaPreprocessor, compile_or_fallback
+
+            o["pre"], self.preprocess_fallback = compile_or_fallback(lambda: PycudaPreprocessor(self.spec))
+            self.accepts_device_input = o["pre"] is not None
+            if self.preprocess_fallback:
+                log.warning("%s: %s", self.artifact.name, self.preprocess_fallback)
 
     @staticmethod
     def _tensor_info(trt: Any, engine: Any, name: str) -> TensorInfo:
@@ -204,8 +241,8 @@ class TensorRTRunner(Runner):
         for key in ("dev_in", "dev_out"):
             if o.get(key) is not None:
                 o[key].free()
-        for key in ("graphs", "pre", "dev_in", "dev_out", "host_in", "host_out", "ev_start", "ev_end", "context",
-                    "engine", "runtime", "stream", "logger"):
+        for key in ("graphs", "slots", "graph_contexts", "pre", "dev_in", "dev_out", "host_in", "host_out",
+                    "ev_start", "ev_end", "context", "engine", "runtime", "stream", "logger"):
             o.pop(key, None)  # the order matters: context before engine before runtime
         self.plan = None
 
@@ -221,43 +258,46 @@ class TensorRTRunner(Runner):
     # -- inference -------------------------------------------------------------------
     def infer_impl(self, batch: np.ndarray) -> tuple[np.ndarray, float | None]:
         n = int(batch.shape[0])
-        check_batch(n, self.plan)
+        m = run_batch(n, self.plan)          # >= the profile's min: pad, run, drop the padding's outputs
         o = self._objs
         with self.cuda_scope():
             o["host_in"][:n] = batch  # casts to the engine's input dtype (fp16 engines take fp16)
-            self._cuda.memcpy_htod_async(o["dev_in"], o["host_in"][:n], o["stream"])
-            return self._execute(n)
+            if m > n:
+                o["host_in"][n:m] = 0
+            self._cuda.memcpy_htod_async(o["dev_in"], o["host_in"][:m], o["stream"])
+            out, ms = self._execute(m)
+        return out[:n], ms
 
     def preprocess_on_device(self, images: Sequence[np.ndarray], boxes: Sequence[Any]) -> int:
         """Fused CUDA preprocessing straight into the engine's input buffer (see fakewatch.runtime.cuda_preprocess)."""
-        from fakewatch.runtime.cuda_preprocess import PycudaPreprocessor
-
         if not self.is_active:
             raise BackendError("tensorrt runner is not active; call activate() first")
-        check_batch(len(images), self.plan)
         o = self._objs
+        if o.get("pre") is None:
+            why = self.preprocess_fallback or "device_preprocess=False"
+            raise BackendError(f"fused CUDA preprocessing is off for this runner ({why}); preprocess on the host "
+                               f"and call infer()")
+        check_batch(len(images), self.plan)
         with self.cuda_scope():
-            if o.get("pre") is None:
-                o["pre"] = PycudaPreprocessor(self.spec)  # compiled once, in this context
             return o["pre"].enqueue(images, boxes, int(o["dev_in"]), self.plan.input.dtype, o["stream"])
 
     def infer_prepared(self, n: int) -> np.ndarray:
         """Run the engine on the first ``n`` inputs already in the device buffer (after preprocess_on_device)."""
         if not self.is_active:
             raise BackendError("tensorrt runner is not active; call activate() first")
-        check_batch(n, self.plan)
+        m = run_batch(n, self.plan)     # rows n..m-1 hold stale inputs: harmless, their outputs are dropped
         with self.cuda_scope():
-            out, ms = self._execute(n)
+            out, ms = self._execute(m)
         self.last_inference_ms = ms
-        return out
+        return out[:n]
 
     def _execute(self, n: int) -> tuple[np.ndarray, float]:
         o, plan = self._objs, self.plan
         context, stream = o["context"], o["stream"]
-        if not context.set_input_shape(plan.input.name, plan.input.shape_for(n)):
-            raise BackendError(f"TensorRT refused input shape {plan.input.shape_for(n)} for {plan.input.name}")
         o["ev_start"].record(stream)
         if not self._enqueue_graph(n):
+            if not context.set_input_shape(plan.input.name, plan.input.shape_for(n)):
+                raise BackendError(f"TensorRT refused input shape {plan.input.shape_for(n)} for {plan.input.name}")
             if not context.execute_async_v3(stream.handle):
                 raise BackendError(f"TensorRT execute_async_v3 failed for batch {n} ({self.artifact.name})")
         o["ev_end"].record(stream)
@@ -267,19 +307,34 @@ class TensorRTRunner(Runner):
         return np.asarray(o["host_out"][:n], dtype=np.float32).copy(), float(ms)
 
     def _enqueue_graph(self, n: int) -> bool:
+        """Replay batch ``n``'s graph on its own context, capturing it first (see GraphSlots for why)."""
         graphs = self._objs.get("graphs")
         if graphs is None or self.graph_error:
             return False
-        context, stream = self._objs["context"], self._objs["stream"]
-        if n not in graphs.execs:
+        o, plan, stream = self._objs, self.plan, self._objs["stream"]
+        action, evicted = o["slots"].slot(n)
+        if evicted is not None:
+            graphs.drop(evicted)
+            o["graph_contexts"].pop(evicted, None)
+        if action == "capture":
+            ctx = o["engine"].create_execution_context()     # shares the weights; its own activation memory
+            if ctx is None:
+                raise BackendError(f"TensorRT could not create an execution context for batch {n}'s CUDA graph "
+                                   f"(out of GPU memory?); run with cuda_graph=False or a smaller max_graphs")
+            ctx.set_tensor_address(plan.input.name, int(o["dev_in"]))
+            ctx.set_tensor_address(plan.output.name, int(o["dev_out"]))
+            if not ctx.set_input_shape(plan.input.name, plan.input.shape_for(n)):
+                raise BackendError(f"TensorRT refused input shape {plan.input.shape_for(n)} for {plan.input.name}")
             # TensorRT needs one ordinary enqueue after a shape change before it can be captured.
-            if not context.execute_async_v3(stream.handle):
+            if not ctx.execute_async_v3(stream.handle):
                 raise BackendError(f"TensorRT execute_async_v3 failed for batch {n}")
             stream.synchronize()
             try:
-                graphs.capture(n, stream.handle, lambda: context.execute_async_v3(stream.handle))
+                graphs.capture(n, stream.handle, lambda: ctx.execute_async_v3(stream.handle))
             except BackendError as exc:  # e.g. DLA engines or layers that cannot be captured
+                o["slots"].forget(n)
                 self.graph_error = f"{exc}; running without CUDA graphs"
                 return False
+            o["graph_contexts"][n] = ctx
         graphs.launch(n, stream.handle)
         return True

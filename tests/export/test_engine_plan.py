@@ -1,6 +1,7 @@
 """fakewatch engine, pure parts: batch profiles, Q/DQ inspection, version->flags table, sidecar, compat check."""
 from __future__ import annotations
 
+import hashlib
 import itertools
 from pathlib import Path
 
@@ -89,7 +90,8 @@ def test_inspect_counts_fp16_casts_and_initializers():
 def test_trt10_flag_table():
     got = {p: make_build_plan("10.3.0.30", BuildOptions(precision=p), QDQ if p in ("int8", "best") else FP32).flags
            for p in ("fp32", "fp16", "int8", "best")}
-    assert got == {"fp32": (), "fp16": ("FP16",), "int8": ("INT8",), "best": ("FP16", "INT8")}
+    # int8 = INT8 + FP16: the layers the Q/DQ recipe keeps float run in FP16, not FP32
+    assert got == {"fp32": (), "fp16": ("FP16",), "int8": ("INT8", "FP16"), "best": ("FP16", "INT8")}
 
 
 @pytest.mark.parametrize("version", ["11.0.0", "11.4.1.2", "12.0.0"])
@@ -120,17 +122,23 @@ def test_int8_needs_qdq_on_every_version():
 
 
 def test_best_resolves_to_what_is_built():
-    assert make_build_plan("10.3.0", BuildOptions(precision="best"), FP32).precision == "fp16"
     assert make_build_plan("10.3.0", BuildOptions(precision="best"), QDQ).precision == "int8"
+    # TensorRT 10 would set INT8 with nothing to calibrate it: refused with what to do instead
+    for info in (FP32, FP16):
+        with pytest.raises(EngineBuildError, match="no Q/DQ nodes.*--precision fp16.*--target tensorrt"):
+            make_build_plan("10.3.0", BuildOptions(precision="best"), info)
+    assert make_build_plan("11.0.0", BuildOptions(precision="best"), FP16).precision == "fp16"   # no flags on 11
 
 
 def test_dla_rules():
-    plan = make_build_plan("10.3.0", BuildOptions(precision="fp16", dla_core=1), FP32)
+    with pytest.raises(EngineBuildError, match=r"fixed batch \(min = opt = max\), got --batch 1:4:8; pass --batch 4"):
+        make_build_plan("10.3.0", BuildOptions(precision="fp16", dla_core=1), FP32)
+    plan = make_build_plan("10.3.0", BuildOptions(precision="fp16", dla_core=1, profile=parse_profile("4")), FP32)
     assert plan.flags == ("FP16", "GPU_FALLBACK") and plan.dla_core == 1
     with pytest.raises(EngineBuildError, match="only FP16 or INT8"):
-        make_build_plan("10.3.0", BuildOptions(precision="fp32", dla_core=0), FP32)
+        make_build_plan("10.3.0", BuildOptions(precision="fp32", dla_core=0, profile=parse_profile("4")), FP32)
     with pytest.raises(EngineBuildError, match="not supported by TensorRT 11"):
-        make_build_plan("11.0.0", BuildOptions(precision="fp16", dla_core=0), FP16)
+        make_build_plan("11.0.0", BuildOptions(precision="fp16", dla_core=0, profile=parse_profile("4")), FP16)
 
 
 def test_bad_options_and_old_tensorrt():
@@ -154,14 +162,15 @@ def test_parser_errors_one_per_line_with_node_names():
 
 
 # ----------------------------------------------------------------------------- sidecar + compat
-def _write_engine(tmp_path, **opt):
+def _write_engine(tmp_path, plan_hash=False, **opt):
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"\x00plan")  # content is opaque to fakewatch; the sidecar describes it
-    options = BuildOptions(precision="fp16", profile=parse_profile("1:2:4"), **opt)
+    options = BuildOptions(precision="fp16", profile=parse_profile(opt.pop("batch", "1:2:4")), **opt)
     plan = make_build_plan("10.3.0.30", options, FP32)
+    integrity = {"plan_sha256": hashlib.sha256(b"\x00plan").hexdigest(), "plan_bytes": 5} if plan_hash else {}
     info = engine_build_info(trt_version="10.3.0.30", gpu_name="Orin", compute_capability=(8, 7),
                              onnx_path="m.onnx", onnx_sha256="ab" * 32, plan=plan, options=options,
-                             engine_path=engine, build_seconds=41.25)
+                             engine_path=engine, build_seconds=41.25, **integrity)
     write_engine_sidecar(engine, M.SPEC, info)
     return engine
 
@@ -169,11 +178,11 @@ def _write_engine(tmp_path, **opt):
 def test_sidecar_roundtrip_and_backend_selection(tmp_path):
     from fakewatch.runtime.backends import detect_artifact, load_runner
 
-    engine = _write_engine(tmp_path, dla_core=0)
+    engine = _write_engine(tmp_path, dla_core=0, batch="2")
     doc = read_sidecar_doc(engine)
     trt = doc["tensorrt"]
     assert trt["version"] == "10.3.0.30" and trt["compute_capability"] == "8.7" and trt["dla_core"] == 0
-    assert trt["flags"] == ["FP16", "GPU_FALLBACK"] and trt["profile"] == {"min": 1, "opt": 2, "max": 4}
+    assert trt["flags"] == ["FP16", "GPU_FALLBACK"] and trt["profile"] == {"min": 2, "opt": 2, "max": 2}
     assert trt["build_seconds"] == 41.25 and trt["onnx_sha256"] == "ab" * 32
     assert read_sidecar(engine).precision == "fp16"
     assert detect_artifact(engine).name == "tensorrt-plan"
@@ -224,3 +233,46 @@ def test_format_cc_and_rebuild_command():
     assert rebuild_command("a b.onnx", "o.engine", BuildOptions(dla_core=1, version_compatible=True)) == (
         "fakewatch engine 'a b.onnx' -o o.engine --precision fp16 --batch 1:4:8 --workspace-mb 2048 "
         "--opt-level 3 --dla-core 1 --version-compatible")
+
+
+def test_rebuild_command_keeps_the_device():
+    cmd = rebuild_command("m.onnx", "m.engine", BuildOptions(device=1))
+    assert cmd.endswith("--device 1")
+    assert "--device" not in rebuild_command("m.onnx", "m.engine", BuildOptions())
+
+
+def test_plan_hash_detects_truncated_or_replaced_plans(tmp_path):
+    from fakewatch.core.tensorrt import check_plan_intact, plan_intact
+
+    engine = _write_engine(tmp_path, plan_hash=True, device=1)
+    doc = read_sidecar_doc(engine)
+    assert doc["tensorrt"]["plan_bytes"] == 5 and doc["tensorrt"]["device"] == 1 and plan_intact(engine)
+    check_plan_intact(engine, doc)
+    engine.write_bytes(b"\x00pl")                                     # a copy cut short
+    with pytest.raises(EngineCompatError, match=r"is 3 bytes but its sidecar recorded 5.*truncated.*--device 1"):
+        check_plan_intact(engine, doc)
+    assert not plan_intact(engine)
+    engine.write_bytes(b"\x00PLAN")                                   # same size, other bytes
+    with pytest.raises(EngineCompatError, match="does not match the sha256"):
+        check_plan_intact(engine, doc)
+    (tmp_path / "legacy").mkdir()
+    legacy = _write_engine(tmp_path / "legacy")
+    check_plan_intact(legacy, read_sidecar_doc(legacy))               # old sidecars without a hash: unchecked
+    assert not plan_intact(legacy)                                     # ... but a cache does not trust them
+
+
+def test_atomic_write_leaves_old_file_or_new_file(tmp_path, monkeypatch):
+    import os
+
+    from fakewatch.core.atomic import atomic_write_bytes
+
+    target = tmp_path / "m.engine"
+    atomic_write_bytes(target, b"old")
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="No space"):
+        atomic_write_bytes(target, b"new-and-longer")
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["m.engine"]

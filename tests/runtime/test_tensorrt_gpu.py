@@ -76,3 +76,58 @@ def test_fused_preprocess_then_infer(tiny_onnx, tiny_engine, tiny_spec):
         gpu = runner.infer_prepared(n)
     ref = _ort(tiny_onnx, reference_bilinear(images, boxes, tiny_spec))
     assert np.abs(gpu - ref).max() < 1e-3
+
+
+def _build(tiny_onnx, path, batch, **kw):
+    from fakewatch.export.engine import BuildOptions, parse_profile
+    from fakewatch.export.engine_build import build_engine
+
+    return build_engine(tiny_onnx, path, BuildOptions(precision="fp32", profile=parse_profile(batch), **kw))
+
+
+def test_graphs_survive_shape_changes_1_3_1_max(tiny_onnx, tiny_engine):
+    """Review item: a graph captured at one batch size replayed after other shapes ran on the same context."""
+    from fakewatch.runtime.backends import load_runner
+
+    x = RNG.normal(0, 1, (4, 3, 64, 64)).astype(np.float32)
+    with load_runner(tiny_engine.engine, cuda_graph=True, max_graphs=2) as runner:
+        for n in (1, 3, 1, 4, 3, 1):          # with max_graphs=2 this also evicts and recaptures
+            assert np.abs(runner.infer(x[:n]) - _ort(tiny_onnx, x[:n])).max() < 1e-3, n
+        assert runner.graph_error is None
+
+
+def test_min_batch_profile_pads_partial_batches(tiny_onnx, tmp_path):
+    from fakewatch.runtime.backends import load_runner
+
+    report = _build(tiny_onnx, tmp_path / "fixed4.engine", "4")
+    x = RNG.normal(0, 1, (3, 3, 64, 64)).astype(np.float32)
+    with load_runner(report.engine, cuda_graph=True) as runner:
+        for n in (1, 3):
+            out = runner.infer(x[:n])
+            assert out.shape == (n, 1) and np.abs(out - _ort(tiny_onnx, x[:n])).max() < 1e-3
+
+
+def test_truncated_engine_is_refused_before_tensorrt_reads_it(tiny_onnx, tiny_engine, tmp_path):
+    import shutil
+
+    from fakewatch.core.tensorrt import EngineCompatError
+    from fakewatch.runtime.backends import load_runner
+
+    cut = tmp_path / "cut.engine"
+    cut.write_bytes(tiny_engine.engine.read_bytes()[:1000])
+    shutil.copy(str(tiny_engine.sidecar), str(cut) + ".json")
+    with pytest.raises(EngineCompatError, match="truncated"):
+        load_runner(cut).activate()
+
+
+def test_engine_for_device_n_is_built_there(tiny_onnx, tmp_path):
+    cuda = pytest.importorskip("pycuda.driver")
+    cuda.init()
+    if cuda.Device.count() < 2:
+        pytest.skip("one GPU: --device 1 cannot be checked")
+    from fakewatch.core.contract import read_sidecar_doc
+
+    report = _build(tiny_onnx, tmp_path / "d1.engine", "1:2:4", device=1)
+    doc = read_sidecar_doc(report.engine)["tensorrt"]
+    assert doc["device"] == 1 and doc["gpu_name"] == cuda.Device(1).name()
+    assert doc["rebuild_command"].endswith("--device 1")

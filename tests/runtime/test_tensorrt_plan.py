@@ -12,11 +12,13 @@ from fakewatch.core.tensorrt import parse_trt_version
 from fakewatch.runtime.backends.base import BackendError
 from fakewatch.runtime.backends.tensorrt_plan import (
     TRT_DTYPES,
+    GraphSlots,
     TensorInfo,
     check_batch,
     dtype_name,
     numpy_dtype,
     plan_buffers,
+    run_batch,
 )
 from fakewatch.runtime.backends.tensorrt_runner import TensorRTRunner, parse_device
 
@@ -66,13 +68,28 @@ def test_plan_rejects_mismatches(tensors, fragment):
     assert fragment in str(err.value)
 
 
-def test_check_batch():
+def test_check_batch_and_min_batch_padding():
     plan = plan_buffers(_io(profile=((2, 3, 224, 224), (4, 3, 224, 224), (8, 3, 224, 224))), SPEC)
     check_batch(2, plan)
     check_batch(8, plan)
-    for n in (1, 9):
+    # a partial batch below the profile's min is padded (like the CPU runners' fixed-batch exports), not refused
+    assert [run_batch(n, plan) for n in (1, 2, 3, 8)] == [2, 2, 3, 8]
+    for n in (0, 9):
         with pytest.raises(BackendError, match="outside this engine's profile 2:4:8"):
-            check_batch(n, plan)
+            run_batch(n, plan)
+
+
+def test_graph_slots_one_context_per_shape_and_lru_bound():
+    slots = GraphSlots(max_graphs=3)
+    # the review's sequence 1 -> 3 -> 1 -> max: 1 is replayed on its own context, never re-used after shape 3 ran
+    assert [slots.slot(n) for n in (1, 3, 1, 16)] == [("capture", None), ("capture", None), ("replay", None),
+                                                       ("capture", None)]
+    assert slots.slot(2) == ("capture", 3)          # full: the least recently used size (3) is dropped
+    assert slots.sizes == (1, 16, 2) and slots.slot(3) == ("capture", 1)
+    slots.forget(16)
+    assert slots.sizes == (2, 3)
+    with pytest.raises(ValueError, match="max_graphs"):
+        GraphSlots(0)
 
 
 def test_dtype_table_and_names():
