@@ -142,6 +142,10 @@ class DemoSource(Source):
         if segment_s <= 0:
             raise ValueError(f"demo source: segment_s must be > 0 seconds, got {segment_s}")
         self.pace = bool(pace)
+        # unpaced it behaves like an unpaced file: media time drives the decisions and no frame is dropped, so a
+        # fixed number of frames gives the same alerts on a loaded machine as on an idle one
+        self.live = self.pace
+        self.lossless = not self.pace
         self.loops = loops
         self.segment_s = float(segment_s)
         self.pattern = pattern
