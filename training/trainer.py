@@ -56,6 +56,8 @@ class TrainConfig:
     recenter: bool = True                  # shift the head bias so the chosen threshold becomes P(fake) = 0.5
     split_file: str | None = None          # fixed group split (split.json layout) instead of a seeded random one
     balance: str = "class"                 # sampling: "class" (classes equal) or "group" (and each group equal)
+    sbi_mask: str = "box"                  # SBI mask start: "box" (ellipse/random hull) or "landmarks" (FaceMesh)
+    facemesh: str | None = None            # FaceMesh ONNX for sbi_mask="landmarks" (default: converted into a cache)
 
 
 @dataclass
@@ -200,7 +202,13 @@ def prepare_data(cfg: TrainConfig, spec, out: Path):
     """Crops (cached) and the saved group split -> (train records, val records, data summary)."""
     items = discover(cfg.data, require_fake=(cfg.synth == "none"))
     cache = Path(cfg.cache_dir) if cfg.cache_dir else out / "crop_cache"
-    records, summary = build_crops(items, spec, cache, cfg.frames_per_video, progress=cfg.progress)
+    landmarker = None
+    if cfg.sbi_mask == "landmarks":
+        from fakewatch.core.landmarks import FaceMesh
+        from fakewatch.training.landmarks import DEFAULT_ONNX, ensure_onnx
+        landmarker = FaceMesh(ensure_onnx(cfg.facemesh or DEFAULT_ONNX)).activate()
+    records, summary = build_crops(items, spec, cache, cfg.frames_per_video, progress=cfg.progress,
+                                   landmarker=landmarker)
     split_path = out / "split.json"
     if cfg.resume and split_path.is_file():
         split = load_split(split_path)
