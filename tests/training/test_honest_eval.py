@@ -34,6 +34,7 @@ def test_report_fpr_per_person_and_auc_per_type():
     r = rep["reals"]["real"]
     assert r["n"] == 4 and r["fpr_at_threshold"] == pytest.approx(0.25)
     assert r["fpr_per_person"] == {"a": pytest.approx(1 / 3, abs=1e-3), "b": 0.0}
+    assert r["fpr_mean_over_people"] == pytest.approx(1 / 6, abs=1e-3)
     assert rep["reals"]["real_h264_crf32"]["fpr_at_threshold"] == 0.0
     # sbi (0.8, 0.95, 0.6) vs reals (0.1, 0.2, 0.9, 0.05): 3 + 4 + 3 = 10 of 12 pairs ordered right
     assert rep["fakes"]["sbi"]["auc"] == pytest.approx(10 / 12, abs=1e-4)
@@ -117,6 +118,7 @@ def test_eval_cli_reports_every_sample_type(tiny_onnx, tmp_path):
     for v in doc["fakes"].values():
         assert 0.0 <= v["auc"] <= 1.0
     assert doc["summary"]["people"] == 3 and "fakewatch eval" in doc["meta"]["command"]
+    assert 0.0 <= doc["reals"]["real"]["fpr_mean_over_people"] <= 1.0
     assert (tmp_path / "eval.png").stat().st_size > 10_000
     assert "| sbi |" in (tmp_path / "eval.md").read_text()
     bad = subprocess.run([sys.executable, "-m", "fakewatch", "eval", str(tiny_onnx), str(manifest), "--crf", "x"],
