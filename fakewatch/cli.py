@@ -14,6 +14,7 @@ from typing import Sequence
 # in the order of the workflow: train -> export -> engine -> watch (probe sources first) -> bench
 SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("train", "fakewatch.training.cli"),
+    ("eval", "fakewatch.training.eval_cli"),
     ("export", "fakewatch.export.cli"),
     ("engine", "fakewatch.export.engine_cli"),
     ("watch", "fakewatch.runtime.watch_cli"),

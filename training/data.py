@@ -56,6 +56,7 @@ class CropRecord:
     source: str         # media path it came from
     frame_index: int
     face_box: tuple[int, int, int, int]   # face (detector box, not grown) in crop coordinates: where SBI blends
+    landmarks: str | None = None          # .npy of 468 FaceMesh points in crop coordinates (--sbi-mask landmarks)
 
 
 # ------------------------------------------------------------------------------------------------ discovery
@@ -224,8 +225,10 @@ def _cache_key(item: MediaItem, spec: ModelSpec, n: int) -> str:
 
 
 def build_crops(items: Sequence[MediaItem], spec: ModelSpec, cache_dir: str | Path, frames_per_video: int = 32,
-                progress: bool = True) -> tuple[list[CropRecord], dict[str, Any]]:
-    """Crop every sampled frame (cached on disk). Returns (records, summary with counts and skipped frames)."""
+                progress: bool = True, landmarker: Any = None) -> tuple[list[CropRecord], dict[str, Any]]:
+    """Crop every sampled frame (cached on disk). Returns (records, summary with counts and skipped frames).
+    With a ``landmarker`` (``fakewatch.core.landmarks.FaceMesh``) each crop also gets its landmarks (cached next to
+    it; crops where the model sees no face keep none and fall back to box masks)."""
     from fakewatch.core.roi import RoiExtractor, crop
     from fakewatch.training._progress import bar
 
@@ -255,13 +258,15 @@ def build_crops(items: Sequence[MediaItem], spec: ModelSpec, cache_dir: str | Pa
                 cv2.imwrite(str(d / name), crop(image, box))
                 entries.append({"frame_index": idx, "file": name, "face_box": list(face)})
             meta.write_text(json.dumps(entries))
+        marks = _landmarks(d, entries, landmarker) if landmarker is not None else {}
         for e in entries:
             if e["file"] is None:
                 no_face += 1
                 continue
             records.append(CropRecord(str(d / e["file"]), item.label, item.video_id, item.path, e["frame_index"],
-                                      tuple(e["face_box"])))
-    summary = {"media": len(items), "videos": sum(it.kind == "video" for it in items),
+                                      tuple(e["face_box"]), marks.get(e["file"])))
+    summary = {"landmark_crops": sum(r.landmarks is not None for r in records)} if landmarker is not None else {}
+    summary |= {"media": len(items), "videos": sum(it.kind == "video" for it in items),
                "images": sum(it.kind == "image" for it in items), "crops": len(records),
                "frames_without_face": no_face, "cache_hits": hits, "frames_per_video": frames_per_video,
                "real_crops": sum(r.label == 0 for r in records), "fake_crops": sum(r.label == 1 for r in records)}
@@ -269,6 +274,28 @@ def build_crops(items: Sequence[MediaItem], spec: ModelSpec, cache_dir: str | Pa
         raise DataError(f"no usable crops: {no_face} sampled frames had no face (roi={spec.roi}); check the data or "
                         f"train a full-frame model (--roi full)")
     return records, summary
+
+
+LANDMARK_MIN_PRESENCE = 0.5
+
+
+def _landmarks(d: Path, entries: list[dict[str, Any]], landmarker: Any) -> dict[str, str]:
+    """crop file name -> landmark .npy path, computed once per cache folder (``landmarks.json`` marks it done)."""
+    done = d / "landmarks.json"
+    if done.is_file():
+        return {k: str(d / v) for k, v in json.loads(done.read_text()).items()}
+    found: dict[str, str] = {}
+    for e in entries:
+        if e["file"] is None:
+            continue
+        img = cv2.imread(str(d / e["file"]), cv2.IMREAD_COLOR)
+        pts, presence = landmarker.infer(img, tuple(e["face_box"]))
+        if presence >= LANDMARK_MIN_PRESENCE:
+            name = e["file"].rsplit(".", 1)[0] + ".landmarks.npy"
+            np.save(d / name, pts.astype(np.float32))
+            found[e["file"]] = name
+    done.write_text(json.dumps(found))
+    return {k: str(d / v) for k, v in found.items()}
 
 
 def load_crop(record: CropRecord) -> np.ndarray:

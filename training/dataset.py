@@ -53,6 +53,16 @@ class CropDataset:
         counts = np.bincount(self.labels, minlength=2).astype(np.float64)
         return np.where(counts[self.labels] > 0, 1.0 / np.maximum(counts[self.labels], 1.0), 0.0)
 
+    def group_weights(self) -> np.ndarray:
+        """Sampling weights that make both classes equally likely and, within a class, every group (video id or
+        identity) equally likely: a person with one photo is drawn as often as a person with a long video."""
+        labels, groups = self.labels, [g.split("#")[0] for g in self.video_ids]
+        counts: dict[tuple[int, str], int] = {}
+        for lab, g in zip(labels.tolist(), groups):
+            counts[(lab, g)] = counts.get((lab, g), 0) + 1
+        n_groups = {lab: sum(1 for (l2, _g) in counts if l2 == lab) for lab in (0, 1)}
+        return np.array([1.0 / (counts[(lab, g)] * n_groups[lab]) for lab, g in zip(labels.tolist(), groups)])
+
     def _crop(self, rec: CropRecord) -> np.ndarray:
         img = self._cache.get(rec.file)
         if img is None:
@@ -67,7 +77,8 @@ class CropDataset:
         rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, i, int(self.train)])
         img = self._crop(rec)
         if sbi:
-            img, _ = self_blend(img, rec.face_box, rng)
+            lm = np.load(rec.landmarks) if rec.landmarks else None   # paper-style landmark-hull masks
+            img, _ = self_blend(img, rec.face_box, rng, landmarks=lm)
         if self.augment_cfg is not None:
             img = augment(img, rng, self.augment_cfg)
         return img

@@ -54,6 +54,10 @@ class TrainConfig:
     progress: bool = True
     threads: int | None = None
     recenter: bool = True                  # shift the head bias so the chosen threshold becomes P(fake) = 0.5
+    split_file: str | None = None          # fixed group split (split.json layout) instead of a seeded random one
+    balance: str = "class"                 # sampling: "class" (classes equal) or "group" (and each group equal)
+    sbi_mask: str = "box"                  # SBI mask start: "box" (ellipse/random hull) or "landmarks" (FaceMesh)
+    facemesh: str | None = None            # FaceMesh ONNX for sbi_mask="landmarks" (default: converted into a cache)
 
 
 @dataclass
@@ -198,10 +202,19 @@ def prepare_data(cfg: TrainConfig, spec, out: Path):
     """Crops (cached) and the saved group split -> (train records, val records, data summary)."""
     items = discover(cfg.data, require_fake=(cfg.synth == "none"))
     cache = Path(cfg.cache_dir) if cfg.cache_dir else out / "crop_cache"
-    records, summary = build_crops(items, spec, cache, cfg.frames_per_video, progress=cfg.progress)
+    landmarker = None
+    if cfg.sbi_mask == "landmarks":
+        from fakewatch.core.landmarks import FaceMesh
+        from fakewatch.training.landmarks import DEFAULT_ONNX, ensure_onnx
+        landmarker = FaceMesh(ensure_onnx(cfg.facemesh or DEFAULT_ONNX)).activate()
+    records, summary = build_crops(items, spec, cache, cfg.frames_per_video, progress=cfg.progress,
+                                   landmarker=landmarker)
     split_path = out / "split.json"
     if cfg.resume and split_path.is_file():
         split = load_split(split_path)
+    elif cfg.split_file:   # e.g. a split by identity, chosen by the caller
+        split = load_split(cfg.split_file)
+        save_split(split_path, split, {"from": str(cfg.split_file), "data": str(cfg.data)})
     else:
         split = split_groups(records, cfg.val_frac, cfg.seed)
         save_split(split_path, split, {"val_frac": cfg.val_frac, "seed": cfg.seed, "data": str(cfg.data)})
@@ -276,7 +289,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         best_key = tuple(state["best_key"]) if state.get("best_key") else None
         print(f"resumed from {last_path} at epoch {start_epoch}")
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    weights = torch.as_tensor(train_ds.class_weights(), dtype=torch.double)
+    weights = torch.as_tensor(train_ds.class_weights() if cfg.balance == "class" else train_ds.group_weights(),
+                              dtype=torch.double)
     run_info = {"config": {k: v for k, v in asdict(cfg).items() if k not in ("progress",)}, "init": init,
                 "frozen": frozen, "notes": notes, "data": data_summary, "device": str(device), "amp": use_amp}
     epoch = start_epoch - 1

@@ -5,8 +5,10 @@ onto the untouched image (the "target") through a soft, randomly deformed face m
 traces of face swapping — a blending boundary, colour and sharpness mismatch, a small misalignment — without any
 identity change, so a detector trained on it learns the artefacts rather than one generator's fingerprint.
 
-Landmarks are not available here (the runtime uses OpenCV's Haar detector), so the mask starts from an ellipse or a
-convex hull of random points inside the face box instead of the landmark hull of the paper.
+Masks: with ``landmarks`` (468 FaceMesh points, ``fakewatch.core.landmarks``) the mask starts, as in the paper, from
+the convex hull of a random landmark subset (face oval, inner face, lower face); without them (the runtime's Haar
+detector gives only a box) from an ellipse or a convex hull of random points inside the face box. Both are then
+elastically deformed, eroded/dilated and blurred.
 
 numpy + OpenCV only: the demo source (``streams/demo.py``) imports this module on machines without torch.
 """
@@ -58,15 +60,30 @@ def _odd(n: float) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- mask
-def make_mask(shape: Sequence[int], box: Box, rng: np.random.Generator, cfg: SbiConfig = SbiConfig()) -> np.ndarray:
-    """A soft face mask in [0, 1] (float32 HxW): ellipse or convex hull, elastically deformed, blurred edges."""
+def landmark_hull(shape: Sequence[int], landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The paper's starting mask: convex hull of a random FaceMesh subset (uint8 HxW, 0/255)."""
+    from fakewatch.core.landmarks import HULLS
+
+    names = ("face_oval", "face_oval", "inner_face", "lower_face")   # full-face hull most often
+    idx = HULLS[names[int(rng.integers(len(names)))]]
+    pts = np.asarray(landmarks, np.float32)[list(idx)].round().astype(np.int32)
+    hard = np.zeros((int(shape[0]), int(shape[1])), np.uint8)
+    cv2.fillConvexPoly(hard, cv2.convexHull(pts), 255)
+    return hard
+
+
+def make_mask(shape: Sequence[int], box: Box, rng: np.random.Generator, cfg: SbiConfig = SbiConfig(),
+              landmarks: np.ndarray | None = None) -> np.ndarray:
+    """A soft face mask in [0, 1] (float32 HxW): landmark hull, ellipse or random hull; deformed, blurred edges."""
     h, w = int(shape[0]), int(shape[1])
     x0, y0, x1, y1 = box
     bw, bh = max(2.0, float(x1 - x0)), max(2.0, float(y1 - y0))
     cx = (x0 + x1) / 2.0 + rng.uniform(-0.05, 0.05) * bw
     cy = (y0 + y1) / 2.0 + rng.uniform(-0.02, 0.08) * bh      # faces sit a little low in Haar boxes
     hard = np.zeros((h, w), np.uint8)
-    if rng.random() < 0.5:
+    if landmarks is not None:
+        hard = landmark_hull((h, w), landmarks, rng)
+    elif rng.random() < 0.5:
         axes = (int(round(bw * rng.uniform(0.32, 0.46))), int(round(bh * rng.uniform(0.40, 0.52))))
         angle = float(rng.uniform(-12, 12))
         cv2.ellipse(hard, (int(round(cx)), int(round(cy))), axes, angle, 0, 360, 255, -1)
@@ -174,12 +191,13 @@ def blend(source: np.ndarray, target: np.ndarray, alpha: np.ndarray) -> np.ndarr
 
 
 def self_blend(image_bgr: np.ndarray, box: Box, rng: np.random.Generator, *, ratio: float | None = None,
-               cfg: SbiConfig = SbiConfig()) -> tuple[np.ndarray, np.ndarray]:
+               cfg: SbiConfig = SbiConfig(), landmarks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One self-blended fake of ``image_bgr`` around face ``box``.
 
     Returns ``(blended_bgr_uint8, alpha)`` where ``alpha`` (float32 HxW in [0, 1]) is the effective blend weight:
     the soft mask times the blend ratio (drawn from ``cfg.ratios`` unless ``ratio`` is given). The output equals the
     input wherever alpha is 0, and alpha is 0 outside :func:`mask_region`. Same ``rng`` state -> same output.
+    ``landmarks`` (Nx2 image pixels, FaceMesh order) switch the mask to the paper's landmark hulls.
     """
     if not (isinstance(image_bgr, np.ndarray) and image_bgr.dtype == np.uint8 and image_bgr.ndim == 3
             and image_bgr.shape[2] == 3):
@@ -194,7 +212,7 @@ def self_blend(image_bgr: np.ndarray, box: Box, rng: np.random.Generator, *, rat
         ratio = float(rng.choice(np.asarray(cfg.ratios, np.float64)))
     if not 0.0 < ratio <= 1.0:
         raise ValueError(f"blend ratio must be in (0, 1], got {ratio}")
-    mask = make_mask((h, w), box, rng, cfg)
+    mask = make_mask((h, w), box, rng, cfg, landmarks=landmarks)
     source = make_source(image_bgr, box, rng, cfg)
     alpha = (mask * np.float32(ratio)).astype(np.float32)
     return blend(source, image_bgr, alpha), alpha
