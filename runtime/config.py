@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from fakewatch.core.redact import REDACTED, redact
+from fakewatch.runtime.config_keys import CLI_KEYS
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "docs" / "config.schema.json"
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -315,20 +316,6 @@ def from_dict(raw: Mapping[str, Any], source: str = "config", env: Mapping[str, 
 
 
 # ---------------------------------------------------------------------------------------------- CLI merge
-#: CLI dest -> key path in the file. A flag given on the command line wins over the file.
-CLI_KEYS: dict[str, tuple] = {
-    "model": ("model",), "backend": ("backend",), "device": ("device",), "threads": ("threads",),
-    "batch": ("batch",), "max_wait_ms": ("max_wait_ms",),
-    "window": ("decision", "window"), "aggregate": ("decision", "aggregate"), "enter": ("decision", "enter"),
-    "leave": ("decision", "leave"), "min_duration": ("decision", "min_duration"),
-    "face_detector": ("detect", "face_detector"), "detect_every": ("detect", "every"), "hold": ("detect", "hold"),
-    "max_faces": ("detect", "max_faces"), "stale_after": ("stale_after",), "max_retries": ("max_retries",),
-    "status_interval": ("status_interval",), "json": ("jsonl",), "loop": ("loop",),
-    "mqtt": ("mqtt", "url"), "metrics_port": ("metrics", "port"), "metrics_host": ("metrics", "host"),
-    "snapshots": ("snapshots", "dir"),
-}
-
-
 def _cli_value(dest: str, value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 

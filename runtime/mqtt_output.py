@@ -106,6 +106,9 @@ class MqttOutput(Output):
         self.connected = threading.Event()
         self._retained: dict[str, str] = {}
         self._retained_lock = threading.Lock()
+        self._resync = threading.Event()
+        self._session = 0                              # connections so far
+        self._sent: dict[str, tuple[int, str]] = {}    # retained topic -> (session, payload) last published
         self._outbox: queue.Queue = queue.Queue(maxsize=settings.outbox)
         self._stop = threading.Event()
         self._client: Any = None
@@ -142,11 +145,9 @@ class MqttOutput(Output):
             log.warning("mqtt %s:%d refused the connection: %s", self.s.host, self.s.port, reason_code)
             return
         log.info("mqtt connected to %s:%d", self.s.host, self.s.port)
+        self._session += 1
+        self._resync.set()       # the outbox thread republishes the retained topics (one publisher keeps order)
         self.connected.set()
-        with self._retained_lock:
-            current = dict(self._retained)
-        for topic, payload in current.items():       # a broker restarted without persistence forgot them
-            client.publish(topic, payload, qos=1, retain=True)
 
     def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason_code: Any, _props: Any = None) -> None:
         self.connected.clear()
@@ -159,6 +160,8 @@ class MqttOutput(Output):
             self._outbox.put_nowait((topic, payload, retain, self.s.qos if qos is None else qos))
         except queue.Full:
             self.dropped += 1
+            if retain:
+                self._resync.set()            # the newest value must still reach the broker
 
     def _retain(self, topic: str, payload: str) -> None:
         with self._retained_lock:
@@ -168,14 +171,22 @@ class MqttOutput(Output):
     def _drain(self) -> None:
         import paho.mqtt.client as mqtt
 
+        backlog: list = []
         while True:
-            try:
-                item = self._outbox.get(timeout=0.2)
-            except queue.Empty:
-                if self._stop.is_set():
-                    return
-                continue
+            if self._resync.is_set() and self.connected.is_set():
+                backlog = self._resync_retained()
+            if backlog:
+                item = backlog.pop(0)
+            else:
+                try:
+                    item = self._outbox.get(timeout=0.2)
+                except queue.Empty:
+                    if self._stop.is_set():
+                        return
+                    continue
             topic, payload, retain, qos = item
+            if retain and not self.connected.is_set():
+                continue                  # kept in _retained: the resync after (re)connecting sends the newest
             try:
                 info = self._client.publish(topic, payload, qos=qos, retain=retain)
             except Exception as e:           # a closed socket mid-publish: count it, keep going
@@ -183,10 +194,32 @@ class MqttOutput(Output):
                 self.dropped += 1
                 continue
             if info.rc == mqtt.MQTT_ERR_SUCCESS or (info.rc == mqtt.MQTT_ERR_NO_CONN and qos > 0):
+                if retain:
+                    self._sent[topic] = (self._session, payload)
                 self.published += 1          # QoS>0 while away: paho keeps it and sends it after reconnecting
                 self._last_info = info
             else:
                 self.dropped += 1
+
+    def _resync_retained(self) -> list:
+        """After a (re)connect: send the newest value of every retained topic (a broker restarted without
+        persistence forgot them), except topics that still have queued changes, which follow in order (so the
+        broker never ends on an older value). Returns the queued items to send next."""
+        self._resync.clear()
+        queued = []
+        while True:
+            try:
+                queued.append(self._outbox.get_nowait())
+            except queue.Empty:
+                break
+        pending = {t for t, _p, retain, _q in queued if retain}
+        with self._retained_lock:
+            current = dict(self._retained)
+        for topic, payload in current.items():
+            if topic not in pending and self._sent.get(topic) != (self._session, payload):
+                self._client.publish(topic, payload, qos=1, retain=True)
+                self._sent[topic] = (self._session, payload)
+        return queued
 
     # ------------------------------------------------------------------ Output hooks
     def state(self, camera: str, state: str, score: float | None) -> None:

@@ -105,7 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _track_explicit(p: argparse.ArgumentParser) -> None:
     """Flags that a config file can also set get no argparse default, so `_run_watch` can tell which the user gave
     (those override the file); the real defaults are filled in by :func:`fill_defaults`."""
-    from fakewatch.runtime.config import CLI_KEYS
+    from fakewatch.runtime.config_keys import CLI_KEYS
 
     defaults = {}
     for action in p._actions:
@@ -127,7 +127,7 @@ def fill_defaults(args: argparse.Namespace) -> set[str]:
 
 def apply_config(cfg: Any, args: argparse.Namespace) -> None:
     """Write the merged config back onto ``args``, so the flag-driven code below runs the merged settings."""
-    from fakewatch.runtime.config import CLI_KEYS
+    from fakewatch.runtime.config_keys import CLI_KEYS
 
     for dest, path in CLI_KEYS.items():
         node: Any = cfg
