@@ -78,6 +78,7 @@ class Episode:
     clip: str | None = None
     end_time: float | None = None
     sent_top: float = 0.0             # top_score of the last event sent
+    sent: dict[str, Any] | None = None  # the last event's "after": the next event's "before" (as Frigate does)
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "camera": self.camera, "label": "fake", "score": round(self.score, 4),
@@ -226,9 +227,8 @@ class Monitor(Sink):
             if self.clips is not None:
                 ep.clip = _safe(self.clips.trigger, view.stream, ep.id)
             ep.sent_top = ep.top_score
-            self._send("new", ep, ep.as_dict())
+            self._send("new", ep)
             return
-        before = ep.as_dict()
         ep.score = score
         if frame_score > ep.top_score:
             ep.top_score, ep.frame_time, ep.box, ep.face_id = frame_score, self.wall(), _box(view, face), face
@@ -236,7 +236,7 @@ class Monitor(Sink):
             if self.snapshots is not None:
                 ep.snapshot = _safe(self.snapshots.save, ep.id, view, face) or ep.snapshot
             ep.sent_top = ep.top_score
-            self._send("update", ep, before)
+            self._send("update", ep)
 
     def batch(self, rows: int, reason: str) -> None:
         for out in self.outputs:
@@ -247,14 +247,15 @@ class Monitor(Sink):
         ep = view.episode
         if ep is None:
             return
-        before = ep.as_dict()
         ep.end_time = self.wall()
         view.episode = None
-        self._send("end", ep, before)
+        self._send("end", ep)
 
-    def _send(self, kind: str, ep: Episode, before: dict[str, Any]) -> None:
+    def _send(self, kind: str, ep: Episode) -> None:
+        after = ep.as_dict()
+        before, ep.sent = ep.sent or after, after
         self.events_sent += 1
-        self._each("event", {"type": kind, "before": before, "after": ep.as_dict()})
+        self._each("event", {"type": kind, "before": before, "after": after})
 
     def _each(self, hook: str, *args: Any) -> None:
         for out in self.outputs:

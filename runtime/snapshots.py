@@ -80,7 +80,7 @@ class SnapshotStore:
         box = view.boxes[face] if face is not None and face < len(view.boxes) else None
         if box is not None:
             x0, y0, x1, y1 = (int(v) for v in box)
-            thick = max(1, round(max(image.shape[:2]) / 300))
+            thick = max(2, round(max(image.shape[:2]) / 300))   # 2 px at least: JPEG chroma halves colour
             cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), BOX_COLOUR, thick)
             label = f"FAKE {view.face_probs[face]:.2f}"
             cv2.putText(image, label, (x0, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, BOX_COLOUR,
