@@ -54,7 +54,7 @@ class MetricsOutput(Output):
         cam = ["camera"]
         self.fps = Gauge("fakewatch_camera_fps", "Frames per second processed, per camera", cam, registry=r)
         self.frames = Counter("fakewatch_camera_frames_processed_total", "Frames decided", cam, registry=r)
-        self.dropped = Counter("fakewatch_camera_frames_dropped_total", "Frames skipped (newest frame wins)", cam,
+        self.frames_dropped = Counter("fakewatch_camera_frames_dropped_total", "Frames skipped (newest frame wins)", cam,
                                registry=r)
         self.fake = Gauge("fakewatch_camera_fake", "1 = FAKE, 0 = REAL, -1 = UNKNOWN", cam, registry=r)
         self.state_enum = Enum("fakewatch_camera_state", "Verdict per camera", cam, states=list(STATES), registry=r)
@@ -102,7 +102,7 @@ class MetricsOutput(Output):
         if cam in self._dropped_seen:
             return
         self._dropped_seen[cam] = 0
-        for m in (self.frames, self.dropped, self.reconnects, self.fps):
+        for m in (self.frames, self.frames_dropped, self.reconnects, self.fps):
             m.labels(cam)
         self.alerts.labels(cam, "fake")
         self.fake.labels(cam).set(-1)
@@ -158,7 +158,7 @@ class MetricsOutput(Output):
         self.score.labels(camera).set(math.nan if score is None or stats.get("state") == "UNKNOWN" else score)
         dropped = int(stats.get("dropped") or 0)      # cumulative in the status record: export the increase
         if dropped > self._dropped_seen[camera]:
-            self.dropped.labels(camera).inc(dropped - self._dropped_seen[camera])
+            self.frames_dropped.labels(camera).inc(dropped - self._dropped_seen[camera])
             self._dropped_seen[camera] = dropped
         for out in self.siblings:
             self.out_dropped.labels(out.name).set(out.dropped)

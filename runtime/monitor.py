@@ -195,7 +195,9 @@ class Monitor(Sink):
         if now < self._next_stats:
             return
         self._next_stats = now + self.stats_interval_s
-        self._each("stats", self.service_stats())
+        stats = _safe(self.service_stats)
+        if stats is not None:
+            self._each("stats", stats)
 
     def service_stats(self) -> dict[str, Any]:
         return {"service": {"uptime_s": round(self.clock() - self._started_at, 3), "model": self.model,

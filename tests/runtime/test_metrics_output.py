@@ -57,6 +57,9 @@ def test_metrics_names_values_and_movement():
     finally:
         m.close()
     assert s[("fakewatch_camera_frames_processed_total", cam)] == 3
+    from fakewatch.runtime.monitor import Monitor
+
+    assert Monitor([m]).service_stats()["outputs"] == {"metrics": {"dropped": 0}}    # the Output contract
     assert s[("fakewatch_camera_frames_dropped_total", cam)] == 6          # cumulative status -> counter
     assert s[("fakewatch_camera_fps", cam)] == 25.0
     assert s[("fakewatch_camera_score", cam)] == pytest.approx(0.93)
