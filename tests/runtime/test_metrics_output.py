@@ -90,3 +90,25 @@ def test_port_in_use_is_one_clear_error():
         a.close()
     with pytest.raises(ValueError, match="0..65535"):
         MetricsOutput(70000)
+
+
+def test_grafana_dashboard_queries_only_metrics_we_export():
+    import json
+    import re
+    from pathlib import Path
+
+    dash = json.loads((Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text())
+    m = MetricsOutput(0)
+    m._camera("cam")                               # labelled series appear once they have a child
+    m.latency.labels("total").observe(0.1)
+    m.event({"type": "new", "after": {"camera": "cam", "label": "fake"}})
+    exported = set()
+    for fam in m.registry.collect():
+        exported |= {s.name for s in fam.samples} | {fam.name}
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    used = {n for e in exprs for n in re.findall(r"\bfakewatch_[a-z_]+", e)}
+    assert used and used <= exported, used - exported
+    assert {"fakewatch_camera_fake", "fakewatch_stage_latency_seconds_bucket", "fakewatch_alerts_total",
+            "fakewatch_camera_last_frame_age_seconds"} <= used
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids))
