@@ -156,8 +156,9 @@ class Monitor(Sink):
             if view.status not in ENDED:
                 view.status = "ended"
                 self._each("status", cam, "ended", "fakewatch stopped")
-        if self.clips is not None:
-            _safe(self.clips.close)
+        for store in (self.snapshots, self.clips):
+            if store is not None:
+                _safe(store.close)
         for out in self.outputs:
             _safe(out.close)
 

@@ -45,14 +45,18 @@ def _write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
 
 @dataclass
 class SnapshotStore:
-    """``save(event_id, view, face)`` -> {"frame": path, "crop": path}. ``keep``: newest files kept (0 = no limit);
-    ``max_age_s``: older files are deleted (None = no limit)."""
+    """``save(event_id, view, face)`` -> {"frame": path, "crop": path}, returned at once; the JPEGs are encoded and
+    written by a background thread (``background=False``: in the caller) through a queue of at most ``max_pending``
+    snapshots (more are dropped and counted in ``dropped``). ``keep``: newest files kept (0 = no limit);
+    ``max_age_s``: older files are deleted (None = no limit). ``close()`` writes what is queued."""
 
     directory: Path
     quality: int = 90
     keep: int = 1000
     max_age_s: float | None = 7 * 24 * 3600.0
     prune_every_s: float = 10.0
+    background: bool = True
+    max_pending: int = 16
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory)
@@ -65,34 +69,67 @@ class SnapshotStore:
             raise NotADirectoryError(f"--snapshots {self.directory}: exists and is not a directory")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.saved = 0
+        self.dropped = 0
         self._next_prune = 0.0
         self.prune()
+        self._jobs: queue.Queue = queue.Queue(maxsize=max(1, self.max_pending))
+        self._thread: threading.Thread | None = None
+        if self.background:
+            self._thread = threading.Thread(target=self._write_loop, name="fakewatch-snapshots", daemon=True)
+            self._thread.start()
 
     def paths(self, camera: str, event_id: str) -> dict[str, Path]:
         stem = f"{safe_name(camera)}-{event_id}"
         return {"frame": self.directory / f"{stem}.jpg", "crop": self.directory / f"{stem}-crop.jpg"}
 
     def save(self, event_id: str, view: Any, face: int | None) -> dict[str, str]:
+        paths = self.paths(view.stream, event_id)
+        box = view.boxes[face] if face is not None and face < len(view.boxes) else None
+        score = view.face_probs[face] if box is not None else None
+        job = (paths, np.array(view.image, copy=True), box, score)   # the reader may reuse its buffer
+        if self._thread is None:
+            self._write(*job)
+        else:
+            try:
+                self._jobs.put_nowait(job)
+            except queue.Full:
+                self.dropped += 1
+                log.warning("snapshot writer busy: dropped %s", paths["frame"].name)
+        return {k: str(p) for k, p in paths.items()}
+
+    def _write_loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                self._write(*job)
+            except Exception:
+                log.exception("snapshot %s failed", job[0]["frame"])
+
+    def close(self, timeout: float = 10.0) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join(timeout)
+
+    def _write(self, paths: dict[str, Path], frame: np.ndarray, box: Any, score: float | None) -> None:
         import cv2
 
-        paths = self.paths(view.stream, event_id)
-        image = np.ascontiguousarray(view.image).copy()
-        box = view.boxes[face] if face is not None and face < len(view.boxes) else None
+        image = frame.copy()
         if box is not None:
             x0, y0, x1, y1 = (int(v) for v in box)
             thick = max(2, round(max(image.shape[:2]) / 300))   # 2 px at least: JPEG chroma halves colour
             cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), BOX_COLOUR, thick)
-            label = f"FAKE {view.face_probs[face]:.2f}"
+            label = f"FAKE {score:.2f}"
             cv2.putText(image, label, (x0, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, BOX_COLOUR,
                         thick)
-            crop = view.image[max(0, y0):y1, max(0, x0):x1]
+            crop = frame[max(0, y0):y1, max(0, x0):x1]
         else:                                         # full-frame models: the crop is the frame
-            crop = view.image
+            crop = frame
         _write_jpeg(paths["frame"], image, self.quality)
         _write_jpeg(paths["crop"], np.ascontiguousarray(crop), self.quality)
         self.saved += 1
         self.prune()
-        return {k: str(p) for k, p in paths.items()}
 
     def prune(self, force: bool = False) -> int:
         """Delete evidence older than ``max_age_s`` and beyond the newest ``keep`` files. Returns files deleted."""

@@ -77,6 +77,7 @@ def test_episode_new_update_end_with_snapshots(tmp_path):
     assert new["top_score"] == pytest.approx(0.7) and new["face_id"] == 0 and new["box"] == [50, 30, 110, 90]
     assert upd["top_score"] == pytest.approx(0.95) and evs[1]["before"]["top_score"] == pytest.approx(0.7)
     assert new["end_time"] is None and end["end_time"] >= end["start_time"] and new["model"] == "m.onnx"
+    m.close()                                                  # writes the queued JPEGs
     snap = end["snapshot"]
     assert end["has_snapshot"] and set(snap) == {"frame", "crop"} and new["id"] in snap["frame"]
     frame = cv2.imread(snap["frame"])
@@ -84,7 +85,7 @@ def test_episode_new_update_end_with_snapshots(tmp_path):
     assert frame.shape == (120, 160, 3) and crop.shape == (60, 60, 3)
     assert frame[30, 80, 2] > 140 and frame[60, 80, 2] < 70      # a red box on the face's edge, not inside
     assert abs(int(crop[30, 30, 0]) - 200) < 12                   # the crop is the face patch (BGR 200,160,40)
-    m.close()
+    assert store.saved == 2 and store.dropped == 0               # the start and the better one, same files
     assert out.of("state")[-1] == "UNKNOWN" and out.of("status")[-1] == "ended"
 
 
