@@ -89,12 +89,15 @@ class MqttConfig(_Strict):
     stats_interval: float = Field(60.0, gt=0, description="seconds between <prefix>/stats messages")
     outbox: int = Field(1000, ge=1, description="messages kept while the broker is away; more are dropped")
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return v if v is None else _check_url(v, ("mqtt", "mqtts"), "mqtt://[user:pass@]host[:port][/prefix]")
+
     @model_validator(mode="after")
     def _where(self) -> "MqttConfig":
         if self.url is None and self.host is None:
             raise ValueError("give url: mqtt://host[:port][/prefix] or host:")
-        if self.url is not None:
-            _check_url(self.url, ("mqtt", "mqtts"), "mqtt://[user:pass@]host[:port][/prefix]")
         return self
 
     def settings(self) -> Any:
@@ -229,10 +232,17 @@ def _dotted(path: tuple) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
-def _problems(e: ValidationError, refs: Mapping[tuple, str]) -> list[str]:
+def _problems(e: ValidationError, refs: Mapping[tuple, str], flags: Mapping[tuple, str] | None = None) -> list[str]:
+    """One line per error. ``flags``: key path -> the command-line flag that set it (named instead of the path)."""
     out = []
     for err in e.errors():
         loc = tuple(err["loc"])
+        flag = (flags or {}).get(loc)
+        if flag is not None:
+            msg = err["msg"].removeprefix("Value error, ")
+            out.append(f"{flag}: {msg}" + ("" if _shown(err.get("input")) in msg or flag in msg
+                                           else f" (got {_shown(err.get('input'))})"))
+            continue
         if err["type"] == "extra_forbidden":
             parent = loc[:-1]
             valid = _valid_keys(parent)
@@ -240,9 +250,13 @@ def _problems(e: ValidationError, refs: Mapping[tuple, str]) -> list[str]:
             continue
         msg = err["msg"].removeprefix("Value error, ")
         value = "" if loc in refs or "input" not in err or isinstance(err["input"], (dict, list)) \
-            or redact(err["input"]) in msg else f" (got {redact(err['input'])!r})"
+            or redact(err["input"]) in msg else f" (got {_shown(err['input'])})"
         out.append(f"{_dotted(loc)}: {msg}{value}")
     return out
+
+
+def _shown(value: Any) -> str:
+    return repr(redact(value)) if isinstance(value, str) else repr(value)
 
 
 def _valid_keys(parent: tuple) -> list[str]:
@@ -275,8 +289,8 @@ def _model_of(annotation: Any) -> Any:
     return None
 
 
-def load_config(path: str | Path, env: Mapping[str, str] | None = None, overrides: Mapping[tuple, Any] = ()
-                ) -> tuple[WatchFile, dict[tuple, str]]:
+def load_config(path: str | Path, env: Mapping[str, str] | None = None, overrides: Mapping[tuple, Any] = (),
+                flags: Mapping[tuple, str] | None = None) -> tuple[WatchFile, dict[tuple, str]]:
     """Read, substitute ``${ENV}``, apply ``overrides`` (key path -> value), validate. Returns the config and the
     key paths that came from environment references. Raises :class:`ConfigError` listing every problem."""
     import yaml
@@ -290,11 +304,12 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None, override
         raise ConfigError(str(p), [f"not valid YAML: {e}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError(str(p), [f"(top level): expected a mapping of keys, got {type(raw).__name__}"])
-    return from_dict(raw, str(p), env, overrides)
+    return from_dict(raw, str(p), env, overrides, flags)
 
 
 def from_dict(raw: Mapping[str, Any], source: str = "config", env: Mapping[str, str] | None = None,
-              overrides: Mapping[tuple, Any] = ()) -> tuple[WatchFile, dict[tuple, str]]:
+              overrides: Mapping[tuple, Any] = (), flags: Mapping[tuple, str] | None = None
+              ) -> tuple[WatchFile, dict[tuple, str]]:
     refs: dict[tuple, str] = {}
     problems: list[str] = []
     data = _substitute(copy.deepcopy(dict(raw)), os.environ if env is None else env, (), refs, problems)
@@ -308,7 +323,7 @@ def from_dict(raw: Mapping[str, Any], source: str = "config", env: Mapping[str, 
     try:
         cfg = WatchFile.model_validate(data)
     except ValidationError as e:
-        problems += _problems(e, refs)
+        problems += _problems(e, refs, flags)
         cfg = None
     if problems:
         raise ConfigError(source, problems)
@@ -326,17 +341,19 @@ def merge_args(args: argparse.Namespace, explicit: set[str], env: Mapping[str, s
     Returns the config, the key paths that came from ``${ENV}`` references, and the names given to command-line
     sources (which join the file's cameras)."""
     over: dict[tuple, Any] = {}
+    flags: dict[tuple, str] = {}
     for dest, path in CLI_KEYS.items():
         if dest in explicit and getattr(args, dest, None) is not None:
             over[path] = _cli_value(dest, getattr(args, dest))
+            flags[path] = "--" + dest.replace("_", "-")
     if "no_pace" in explicit and args.no_pace:
         over[("pace",)] = False
     if args.config is not None:
-        cfg, refs = load_config(args.config, env, over)
+        cfg, refs = load_config(args.config, env, over, flags)
         source = str(args.config)
     else:
         base = {}
-        cfg, refs = from_dict(base, "command line", env, over)
+        cfg, refs = from_dict(base, "command line", env, over, flags)
         source = "command line"
     extra: dict[str, Any] = {}
     cli_names: set[str] = set()

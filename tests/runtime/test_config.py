@@ -41,7 +41,7 @@ metrics: {port: 70000}
     assert any(ln.startswith("decision.agregate: unknown key; valid keys here: window, aggregate") for ln in lines)
     assert any(ln.startswith("decision.window: --window '3 parsecs'") for ln in lines)
     assert "cameras.lobby.detect.evry: unknown key; valid keys here: every" in lines
-    assert any(ln.startswith("mqtt: 'http://broker': expected mqtt://") for ln in lines)
+    assert any(ln.startswith("mqtt.url: 'http://broker': expected mqtt://") for ln in lines)
     assert any(ln.startswith("webhooks.0.url: 'ftp://x': expected http(s)://") for ln in lines)
     assert any(ln.startswith("metrics.port: Input should be less than or equal to 65535") for ln in lines)
 
@@ -121,8 +121,10 @@ def test_cli_reports_config_problems_in_one_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"fakewatch watch: error: {p}: 2 problems" in err
     assert "cameras.lobby.enabeld: unknown key" in err and "metrics.prot: unknown key" in err
+    assert main(["watch", "--batch", "0", "--mqtt", "mqtt//nohost", "--print-config"]) == 1
+    assert "--batch: Input should be greater than or equal to 1 (got 0)" in capsys.readouterr().err
     assert main(["watch", "--mqtt", "mqtt//nohost", "--print-config"]) == 1
-    assert "mqtt: 'mqtt//nohost': expected mqtt://" in capsys.readouterr().err
+    assert "--mqtt: 'mqtt//nohost': expected mqtt://" in capsys.readouterr().err
 
 
 def test_committed_schema_is_current_and_validates_the_example():
