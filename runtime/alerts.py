@@ -57,7 +57,8 @@ ALERT_SCHEMA: dict[str, Any] = {
         _record("status", {"stream": {"type": "string"}, **_stream_status["properties"]},
                 ["stream", *_stream_status["required"]]),
         _record("source", {"stream": {"type": "string"},
-                           "state": {"enum": ["connecting", "live", "reconnecting", "failed", "eof", "stopped"]},
+                           "state": {"enum": ["connecting", "live", "reconnecting", "stale", "failed", "eof",
+                                                     "stopped"]},
                            "message": {"type": "string"}}, ["stream", "state", "message"]),
         _record("frame", {
             "stream": {"type": "string"}, "seq": {"type": "integer"}, "stream_time": _num, "state": _state,
@@ -102,10 +103,23 @@ def make_record(type_: str, t: float, **fields: Any) -> dict[str, Any]:
 
 
 class Sink:
-    """Receives every record; ``close`` flushes."""
+    """Receives every record; ``close`` flushes.
+
+    A sink with ``wants_frames = True`` also gets :meth:`frame` for every decided frame (image, boxes, per-face
+    scores, stage stamps: what metrics and evidence snapshots need) and :meth:`batch` for every batch run. Both are
+    called on the pipeline thread, so they must be quick and must never block on I/O.
+    """
+
+    wants_frames = False
 
     def emit(self, record: Mapping[str, Any]) -> None:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def frame(self, view: Any) -> None:
+        """One decided frame (a ``fakewatch.runtime.pipeline.FrameView``)."""
+
+    def batch(self, rows: int, reason: str) -> None:
+        """One batch went through the model with ``rows`` inputs, pushed for ``reason``."""
 
     def close(self) -> None:
         pass

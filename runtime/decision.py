@@ -158,6 +158,14 @@ class StreamDecider:
         self._ema = None
         self._pending = None
 
+    def forget(self) -> str:
+        """The stream stopped delivering (stale, reconnecting): drop the window and go UNKNOWN, so an old verdict
+        is never shown as current. Returns the state it had."""
+        previous, self.state = self.state, UNKNOWN
+        self._reset()
+        self._last_ts = None
+        return previous
+
     def _push(self, ts: float, score: float | None) -> None:
         self._win.append((ts, score))
         if score is not None:

@@ -27,6 +27,7 @@ from fakewatch.runtime.backends.base import Runner
 from fakewatch.runtime.batcher import AUTO_BATCH_CAP, Batch, Batcher, default_max_wait_ms
 from fakewatch.runtime.decision import Decision, DecisionConfig, StreamDecider
 from fakewatch.runtime.latency import LatencyTracker, format_summary
+from fakewatch.runtime.stale import StaleWatch
 
 
 def check_watchable(spec: ModelSpec, artifact: object = "model") -> None:
@@ -56,6 +57,24 @@ class WatchConfig:
     # rings, not lists: a 24/7 monitor must not grow with run time (counters above them cover the whole run)
     keep_events: int = 1000
     keep_batch_log: int = 1000
+    stale_after_s: float | None = None       # newest frame older than this -> stale + UNKNOWN; None = auto
+    stale_after_by_stream: dict[str, float] = field(default_factory=dict)
+    detect_every_by_stream: dict[str, int] = field(default_factory=dict)   # per-camera override of detect_every
+    max_retries: int | None = None           # reconnect attempts of live sources before "failed"; None = forever
+
+
+@dataclass
+class FrameView:
+    """What frame-watching sinks (metrics, evidence) get for each decided frame. Read-only by convention."""
+    stream: str
+    seq: int
+    image: Any                      # BGR uint8 HxWx3 (the reader's array; copy it to keep it)
+    boxes: list[Box]
+    face_probs: list[float]
+    state: str
+    score: float
+    timings: dict[str, float]       # stage -> time.monotonic() stamp
+    capture_ts: float
 
 
 @dataclass
@@ -120,11 +139,20 @@ class Pipeline:
         self.clock = clock
         self.model_name = model_name or runner.artifact.name
         self._source_events: queue.Queue = queue.Queue()
-        self.group = SourceGroup(sources, on_event=self._source_events.put)
+        backoff = None
+        if self.cfg.max_retries is not None:
+            from fakewatch.streams.backoff import Backoff
+            backoff = Backoff(max_retries=self.cfg.max_retries)
+        self.group = SourceGroup(sources, on_event=self._source_events.put, backoff=backoff)
         self.live = {s.id: bool(s.live) for s in self.group.sources}
         detector = make_face_detector(self.cfg.face_detector) if self.spec.roi == "face" else None
-        self.roi = RoiTracker(RoiExtractor(self.spec, detector, max_faces=self.cfg.max_faces),
-                              detect_every=self.cfg.detect_every, hold_s=self.cfg.hold_s)
+        extractor = RoiExtractor(self.spec, detector, max_faces=self.cfg.max_faces)
+        self.roi = RoiTracker(extractor, detect_every=self.cfg.detect_every, hold_s=self.cfg.hold_s)
+        self.roi_by_stream = {sid: RoiTracker(extractor, detect_every=k, hold_s=self.cfg.hold_s)
+                              for sid, k in self.cfg.detect_every_by_stream.items()}
+        self.stale = StaleWatch(self.cfg.stale_after_s, dict(self.cfg.stale_after_by_stream))
+        self._next_stale_check = 0.0
+        self._frame_sinks = [s for s in self.sinks if getattr(s, "wants_frames", False)]
         self.deciders: dict[str, StreamDecider] = {}
         self.latency = LatencyTracker()
         self.source_state: dict[str, str] = {s.id: "connecting" for s in self.group.sources}
@@ -158,6 +186,33 @@ class Pipeline:
             self.source_state[ev.source_id] = ev.state
             self._update_target()
             self._emit(make_record("source", self._t(), stream=ev.source_id, state=ev.state, message=ev.message))
+            if ev.state in ("reconnecting", "failed"):
+                self.stale.stale.discard(ev.source_id)     # the reader's own state says more than "stale" now
+                self._forget(ev.source_id, ev.state)
+
+    def _forget(self, sid: str, why: str) -> None:
+        """The stream stopped delivering: its verdict is no longer current, so it goes UNKNOWN everywhere."""
+        d = self.deciders.get(sid)
+        if d is None or d.state == "UNKNOWN":
+            return
+        seq = d.last.seq if d.last is not None else -1
+        previous = d.forget()
+        self._emit(make_record("state", self._t(), stream=sid, state="UNKNOWN", previous=previous, score=None,
+                               frame_score=None, seq=seq, faces=0, latency_ms={}, reason=why))
+
+    def _check_stale(self) -> None:
+        now = self.clock()
+        if now < self._next_stale_check:
+            return
+        self._next_stale_check = now + 0.25       # stats() walks every reader: a few times a second is enough
+        stats = self.group.stats()
+        ages = {sid: (st.last_frame_age_s, st.nominal_fps) for sid, st in stats.items()
+                if self.source_state.get(sid) == "live" and self.live.get(sid)}   # files end, they do not stall
+        for sid, age, limit in self.stale.check(ages):
+            self.source_state[sid] = "stale"
+            self._emit(make_record("source", self._t(), stream=sid, state="stale",
+                                   message=f"no frame for {age:.1f} s (stale after {limit:.1f} s)"))
+            self._forget(sid, "stale")
 
     def _update_target(self) -> None:
         # a batch is complete with one frame per source still delivering; dead sources must not cost a timeout
@@ -185,7 +240,10 @@ class Pipeline:
         sid = frame.source_id
         stream_ts = frame.source_ts if (frame.source_ts is not None and not self.live.get(sid, True)) \
             else frame.capture_ts   # files: media time (reproducible); live: arrival time
-        boxes, _detected = self.roi.boxes(sid, frame.image, stream_ts)
+        if self.stale.fresh(sid):
+            self.source_state[sid] = "live"
+            self._emit(make_record("source", self._t(), stream=sid, state="live", message="frames again"))
+        boxes, _detected = self.roi_by_stream.get(sid, self.roi).boxes(sid, frame.image, stream_ts)
         boxes = boxes[: self.batcher.max_batch]
         frame.stamp("roi", self.clock())
 
@@ -214,6 +272,8 @@ class Pipeline:
             for item in batch.items:
                 if item.boxes:
                     item.frame.stamp("inference", t_inf)
+            for sink in self._frame_sinks:
+                sink.batch(batch.rows, batch.reason)
         for i, item in enumerate(batch.items):
             self._decide(item, [float(p) for p in batch.outputs_of(probs, i)] if item.boxes else [])
 
@@ -252,6 +312,11 @@ class Pipeline:
                     sink.emit(frame_rec)
         f.stamp("alert", self.clock())
         lat = self.latency.record(f.source_id, f.seq, f.timings, faces=len(face_probs))
+        if self._frame_sinks:
+            view = FrameView(f.source_id, f.seq, f.image, item.boxes, face_probs, dec.state, dec.score, f.timings,
+                             f.capture_ts)
+            for sink in self._frame_sinks:
+                sink.frame(view)
         if frame_rec is not None and self.frame_records.maxlen:
             frame_rec["latency_ms"] = {k: round(v, 3) for k, v in lat.items()}
             self.frame_records.append(frame_rec)
@@ -306,6 +371,7 @@ class Pipeline:
             if expired is not None:
                 self._run_batch(expired)
             self._drain_source_events()
+            self._check_stale()
             if self.clock() >= next_status:
                 self._status()
                 next_status += cfg.status_interval_s * max(1, int((self.clock() - next_status)

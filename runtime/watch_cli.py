@@ -83,7 +83,64 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--no-live", action="store_true", help="no live terminal view")
     o.add_argument("--print-schema", action="store_true", help="print the JSON-lines schema and exit")
     o.add_argument("--debug", action="store_true", help="show tracebacks")
+    o.add_argument("--max-retries", type=int, default=None,
+                   help="reconnect attempts per live source before it is 'failed' (default: forever)")
+    o.add_argument("--stale-after", type=float, default=None,
+                   help="seconds without a new frame before a live camera is 'stale' and UNKNOWN (default: 3 frame "
+                        "intervals, at least 2)")
+    m = p.add_argument_group("monitoring (docs/monitoring.md)")
+    m.add_argument("--config", type=Path, default=None,
+                   help="YAML file of named cameras, model, decision settings and outputs; flags override it")
+    m.add_argument("--print-config", action="store_true",
+                   help="print the merged config (file + flags, secrets redacted) and exit")
+    m.add_argument("--mqtt", default=None, metavar="URL",
+                   help="publish states, statuses and FAKE events: mqtt://[user:pass@]host[:port][/prefix]")
+    m.add_argument("--webhook", action="append", default=None, metavar="URL",
+                   help="POST every FAKE event as JSON to URL (repeatable; adds to the config's webhooks)")
+    m.add_argument("--metrics-port", type=int, default=None, metavar="N",
+                   help="serve Prometheus /metrics on port N (0 = any free port)")
+    m.add_argument("--metrics-host", default=None, help="address for /metrics (default 0.0.0.0)")
+    m.add_argument("--snapshots", default=None, metavar="DIR",
+                   help="save JPEG evidence (frame with the face box, and the face crop) of each FAKE episode")
     p.set_defaults(func=_run_watch)
+    _track_explicit(p)
+
+
+def _track_explicit(p: argparse.ArgumentParser) -> None:
+    """Flags that a config file can also set get no argparse default, so `_run_watch` can tell which the user gave
+    (those override the file); the real defaults are filled in by :func:`fill_defaults`."""
+    from fakewatch.runtime.config_keys import CLI_KEYS
+
+    defaults = {}
+    for action in p._actions:
+        if action.dest in CLI_KEYS or action.dest == "no_pace":
+            defaults[action.dest] = action.default
+            action.default = argparse.SUPPRESS
+    p.set_defaults(_watch_defaults=defaults)
+
+
+def fill_defaults(args: argparse.Namespace) -> set[str]:
+    """Give suppressed flags their defaults; returns the dests the user set on the command line."""
+    defaults = getattr(args, "_watch_defaults", {})
+    explicit = {d for d in defaults if hasattr(args, d)}
+    for dest, value in defaults.items():
+        if not hasattr(args, dest):
+            setattr(args, dest, value)
+    return explicit
+
+
+def apply_config(cfg: Any, args: argparse.Namespace) -> None:
+    """Write the merged config back onto ``args``, so the flag-driven code below runs the merged settings."""
+    from fakewatch.runtime.config_keys import CLI_KEYS
+
+    for dest, path in CLI_KEYS.items():
+        node: Any = cfg
+        for key in path:
+            node = getattr(node, key, None) if node is not None else None
+        if dest in ("mqtt", "metrics_port", "metrics_host", "snapshots"):
+            continue                      # read from cfg by runtime/outputs.py
+        setattr(args, dest, Path(node) if dest in ("model", "face_detector") and node is not None else node)
+    args.no_pace = not cfg.pace
 
 
 def _int_arg(flag: str, text: str) -> int:
@@ -135,9 +192,19 @@ def _run_watch(args: argparse.Namespace) -> int:
     from fakewatch.runtime.pipeline import Pipeline, WatchConfig, check_watchable
     from fakewatch.streams import open_source
 
+    from fakewatch.runtime.config import merge_args
+
+    explicit = fill_defaults(args)
     if args.print_schema:
         print(json.dumps(ALERT_SCHEMA, indent=2))
         return 0
+    conf, refs, cli_names = merge_args(args, explicit)
+    if args.print_config:
+        from fakewatch.runtime.config import dump_yaml
+
+        print(dump_yaml(conf, refs), end="")
+        return 0
+    apply_config(conf, args)
     for name in ("batch", "max_faces", "detect_every"):
         v = getattr(args, name)
         if v is not None and v < 1:
@@ -165,11 +232,18 @@ def _run_watch(args: argparse.Namespace) -> int:
     decision = DecisionConfig(window=window, window_unit=unit, aggregation=args.aggregate,
                               enter=min(1.0, enter), leave=max(0.0, leave), min_duration_s=args.min_duration)
 
-    uris = args.sources or ["demo"]
+    cameras = conf.enabled_cameras()
+    if not cameras:
+        if conf.cameras:
+            raise ValueError(f"every camera in {args.config} has enabled: false; enable one or pass a SOURCE")
+        cameras = {"demo": conf.cameras.get("demo") or _demo_camera()}
     wanted = {"pace": not args.no_pace}
     if args.loop:
         wanted["loop"] = True
-    sources = [open_source(u, **_source_opts(u, wanted)) for u in uris]
+    # command-line sources keep their (redacted) URI as stream id; config cameras are known by their name
+    sources = [open_source(c.source, None if name in cli_names else name, **_source_opts(c.source, wanted))
+               for name, c in cameras.items()]
+    ids = [s.id for s in sources]
 
     sinks = []
     if args.json:
@@ -181,7 +255,16 @@ def _run_watch(args: argparse.Namespace) -> int:
                       status_interval_s=args.status_interval, duration_s=args.duration,
                       detect_every=args.detect_every, hold_s=args.hold, max_faces=args.max_faces,
                       face_detector=str(args.face_detector) if args.face_detector else None,
-                      emit_frames=args.frames)
+                      emit_frames=args.frames, stale_after_s=conf.stale_after, max_retries=conf.max_retries,
+                      stale_after_by_stream={sid: c.stale_after for sid, c in zip(ids, cameras.values())
+                                             if c.stale_after is not None},
+                      detect_every_by_stream={sid: c.detect.every for sid, c in zip(ids, cameras.values())
+                                              if c.detect.every is not None})
+    from fakewatch.runtime.outputs import build_monitor
+
+    monitor = build_monitor(conf, model.name, runner.name, ids)
+    if monitor is not None:
+        sinks.append(monitor)
     stop = threading.Event()
     pipeline = Pipeline(sources, runner, cfg, sinks, stop_event=stop, model_name=model.name)
 
@@ -195,8 +278,12 @@ def _run_watch(args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        if monitor is not None:
+            monitor.start()
         summary = pipeline.run()
     finally:
+        if monitor is not None:
+            monitor.close()              # idempotent: the pipeline closes its sinks on a normal end
         for s, h in previous.items():
             signal.signal(s, h)
     print(summary.text(), file=sys.stderr)
@@ -206,3 +293,9 @@ def _run_watch(args: argparse.Namespace) -> int:
               f"`fakewatch probe SOURCE`", file=sys.stderr)
         return EXIT_ALL_SOURCES_FAILED
     return 0
+
+
+def _demo_camera() -> Any:
+    from fakewatch.runtime.config import CameraSettings
+
+    return CameraSettings(source="demo")
