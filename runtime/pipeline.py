@@ -21,11 +21,12 @@ import numpy as np
 from fakewatch.core.contract import ModelSpec
 from fakewatch.core.metrics import sigmoid
 from fakewatch.core.preprocess import preprocess
-from fakewatch.core.roi import Box, RoiExtractor, RoiTracker, make_face_detector
+from fakewatch.core.roi import Box, RoiExtractor, RoiTracker
 from fakewatch.runtime.alerts import Sink, make_record
 from fakewatch.runtime.backends.base import Runner
 from fakewatch.runtime.batcher import AUTO_BATCH_CAP, Batch, Batcher, default_max_wait_ms
 from fakewatch.runtime.decision import Decision, DecisionConfig, StreamDecider
+from fakewatch.runtime.face_detectors import close_detector, make_detector
 from fakewatch.runtime.latency import LatencyTracker, format_summary
 
 
@@ -49,7 +50,7 @@ class WatchConfig:
     detect_every: int = 1
     hold_s: float = 0.5
     max_faces: int = 4
-    face_detector: str | None = None         # YuNet .onnx path; None = Haar
+    face_detector: str | None = None         # runtime/face_detectors.py name or path; None = blazeface (else haar)
     emit_frames: bool = False                # a "frame" record per processed frame
     keep_frame_records: int = 0              # keep the last N frame records in memory (tests, benchmarks)
     poll_s: float = 0.1                      # longest single wait when no batch is pending
@@ -110,7 +111,8 @@ class Pipeline:
         self._source_events: queue.Queue = queue.Queue()
         self.group = SourceGroup(sources, on_event=self._source_events.put)
         self.live = {s.id: bool(s.live) for s in self.group.sources}
-        detector = make_face_detector(self.cfg.face_detector) if self.spec.roi == "face" else None
+        detector = make_detector(self.cfg.face_detector, backend=runner.name) if self.spec.roi == "face" else None
+        self.detector = detector
         self.roi = RoiTracker(RoiExtractor(self.spec, detector, max_faces=self.cfg.max_faces),
                               detect_every=self.cfg.detect_every, hold_s=self.cfg.hold_s)
         self.deciders: dict[str, StreamDecider] = {}
@@ -268,6 +270,8 @@ class Pipeline:
                 if last is not None and self.runner.is_active:
                     self._run_batch(last)
             self.runner.deactivate()
+            if self.detector is not None:
+                close_detector(self.detector)
         return self._finish(stop_reason)
 
     def _loop(self) -> str:
