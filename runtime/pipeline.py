@@ -1,8 +1,10 @@
 """The watch loop: sources -> ROI -> preprocess -> batcher -> runner -> per-stream decisions -> sinks.
 
-One consumer thread (the caller's) does everything after capture; the streams' reader threads only decode and keep
-the newest frame. While the batcher waits for more frames, the loop is blocked in ``SourceGroup.wait_frames`` with
-the batch's remaining wait as timeout, so a batch leaves exactly when it is full or its ``max_wait`` has expired.
+Three kinds of threads: the streams' readers decode and keep the newest frame; the ROI stage (runtime/roi_stage.py)
+detects faces (every K frames, batched across streams, tracks in between), crops and preprocesses; the caller's
+thread batches, infers, decides and writes records. While the batcher waits for more frames, the loop is blocked on
+the ROI stage's queue with the batch's remaining wait as timeout, so a batch leaves exactly when it is full or its
+``max_wait`` has expired.
 
 A source that fails is reported as a ``source`` event and the others keep running. The run ends when the stop event
 is set (Ctrl-C / SIGTERM in the CLI), ``duration_s`` has passed, or every source has ended (file EOF).
@@ -20,13 +22,18 @@ import numpy as np
 
 from fakewatch.core.contract import ModelSpec
 from fakewatch.core.metrics import sigmoid
-from fakewatch.core.preprocess import preprocess
-from fakewatch.core.roi import Box, RoiExtractor, RoiTracker
+from fakewatch.core.roi import Box
 from fakewatch.runtime.alerts import Sink, make_record
 from fakewatch.runtime.backends.base import Runner
 from fakewatch.runtime.batcher import AUTO_BATCH_CAP, Batch, Batcher, default_max_wait_ms
 from fakewatch.runtime.decision import Decision, DecisionConfig, StreamDecider
 from fakewatch.runtime.face_detectors import close_detector, make_detector
+from fakewatch.runtime.roi_stage import Prepared, RoiStage
+from fakewatch.runtime.tracking import FaceTracks, TrackConfig, Track
+
+#: detect every K frames by default: the largest K whose tracked crops stayed within IoU 0.90 (mean) / 0.75 (5th
+#: percentile) of per-frame detection on real footage (benchmarks/results/face_roi/detect_every.md)
+DEFAULT_DETECT_EVERY = 6
 from fakewatch.runtime.latency import LatencyTracker, format_summary
 
 
@@ -47,7 +54,7 @@ class WatchConfig:
     decision: DecisionConfig = field(default_factory=DecisionConfig)
     status_interval_s: float = 1.0           # periodic status records; 0 = off
     duration_s: float | None = None
-    detect_every: int = 1
+    detect_every: int = DEFAULT_DETECT_EVERY
     hold_s: float = 0.5
     max_faces: int = 4
     face_detector: str | None = None         # runtime/face_detectors.py name or path; None = blazeface (else haar)
@@ -61,6 +68,7 @@ class _Item:
     frame: Any
     boxes: list[Box]
     stream_ts: float
+    tracks: list[Track] = field(default_factory=list)
 
 
 @dataclass
@@ -76,6 +84,7 @@ class RunSummary:
     frame_records: list[dict]
     model: str = ""
     backend: str = ""
+    roi: dict = field(default_factory=dict)   # ROI stage: detector name and cost (runtime/roi_stage.py)
 
     def batches(self) -> dict[str, Any]:
         sizes = self.batch_sizes
@@ -113,8 +122,10 @@ class Pipeline:
         self.live = {s.id: bool(s.live) for s in self.group.sources}
         detector = make_detector(self.cfg.face_detector, backend=runner.name) if self.spec.roi == "face" else None
         self.detector = detector
-        self.roi = RoiTracker(RoiExtractor(self.spec, detector, max_faces=self.cfg.max_faces),
-                              detect_every=self.cfg.detect_every, hold_s=self.cfg.hold_s)
+        self.tracks = FaceTracks(TrackConfig(detect_every=self.cfg.detect_every, hold_s=self.cfg.hold_s,
+                                             max_faces=self.cfg.max_faces, roi_margin=self.spec.roi_margin)) \
+            if detector is not None else None
+        self.stage: RoiStage | None = None
         self.deciders: dict[str, StreamDecider] = {}
         self.latency = LatencyTracker()
         self.source_state: dict[str, str] = {s.id: "connecting" for s in self.group.sources}
@@ -168,24 +179,16 @@ class Pipeline:
                 "source_state": self.source_state.get(sid, "unknown"), **st}
 
     # ------------------------------------------------------------------ stages
-    def _ingest(self, frame: Any) -> list[Batch]:
-        frame.stamp("dequeue", self.clock())
-        sid = frame.source_id
-        stream_ts = frame.source_ts if (frame.source_ts is not None and not self.live.get(sid, True)) \
-            else frame.capture_ts   # files: media time (reproducible); live: arrival time
-        boxes, _detected = self.roi.boxes(sid, frame.image, stream_ts)
-        boxes = boxes[: self.batcher.max_batch]
-        frame.stamp("roi", self.clock())
+    def _ingest(self, p: Prepared) -> list[Batch]:
+        """Hand one prepared frame (ROI stage output) to the batcher."""
+        boxes = p.boxes[: self.batcher.max_batch]
 
         def fill(view: np.ndarray) -> None:
-            if self.device_input:   # GPU runners preprocess the whole batch on the device in _run_batch
-                return
-            preprocess([frame.image] * len(boxes), boxes, self.spec, out=view)
-            frame.stamp("preprocess", self.clock())
+            if p.rows is not None:   # GPU runners preprocess the whole batch on the device in _run_batch
+                view[...] = p.rows[: len(boxes)]
 
-        if not boxes:
-            frame.stamp("preprocess", self.clock())
-        return self.batcher.add(_Item(frame, boxes, stream_ts), len(boxes), fill if boxes else None)
+        item = _Item(p.frame, boxes, p.stream_ts, p.tracks[: len(boxes)])
+        return self.batcher.add(item, len(boxes), fill if boxes else None)
 
     def _run_batch(self, batch: Batch) -> None:
         for item in batch.items:
@@ -225,16 +228,17 @@ class Pipeline:
             d = self.deciders[f.source_id] = StreamDecider(f.source_id, self.cfg.decision)
         dec: Decision = d.update(f.seq, item.stream_ts, face_probs, f.truth)
         f.stamp("decision", self.clock())
+        tracks = {"tracks": track_records(item.tracks, face_probs)} if item.tracks else {}
         if dec.changed:
             self._emit(make_record("state", self._t(), stream=f.source_id, state=dec.state, previous=dec.previous,
                                    score=dec.score, frame_score=dec.frame_score, seq=f.seq,
                                    stream_time=item.stream_ts, faces=dec.faces,
-                                   latency_ms=_ms_until(f.timings, "decision"), truth=f.truth))
+                                   latency_ms=_ms_until(f.timings, "decision"), truth=f.truth, **tracks))
         frame_rec = None
         if self.cfg.emit_frames or self.frame_records.maxlen:
             frame_rec = make_record("frame", self._t(), stream=f.source_id, seq=f.seq, stream_time=item.stream_ts,
                                     state=dec.state, score=dec.score, frame_score=dec.frame_score, faces=dec.faces,
-                                    latency_ms=_ms_until(f.timings, "decision"), truth=f.truth)
+                                    latency_ms=_ms_until(f.timings, "decision"), truth=f.truth, **tracks)
             if self.cfg.emit_frames:
                 for sink in self.sinks:
                     sink.emit(frame_rec)
@@ -259,10 +263,18 @@ class Pipeline:
             self.max_wait_ms = wait_ms
             self.batcher = Batcher(max_batch, wait_ms / 1e3, (3, *self.spec.input_size), clock=self.clock)
             self._update_target()
+            self.stage = RoiStage(self.group, self.spec, self.tracks, self.detector, live=self.live,
+                                  on_host=not self.device_input, max_rows=max_batch,
+                                  queue_size=max(2, 2 * n_sources), clock=self.clock)
+            if self.detector is not None and hasattr(self.detector, "activate"):
+                self.detector.activate()      # load the detector model before the clock starts
             self._t0 = self.clock()
             self.group.start()
+            self.stage.start()
             stop_reason = self._loop()
         finally:
+            if self.stage is not None:
+                self.stage.stop()
             self.group.stop()
             self._drain_source_events()
             if self.batcher is not None:
@@ -286,9 +298,9 @@ class Pipeline:
                 return f"duration {cfg.duration_s:g} s reached"
             left = self.batcher.time_left(now)
             timeout = min(cfg.poll_s if left is None else left, max(0.0, next_status - now), max(0.0, end - now))
-            frames = self.group.wait_frames(timeout)
-            for frame in frames:
-                for batch in self._ingest(frame):
+            frames = self.stage.get(timeout)
+            for prepared in frames:
+                for batch in self._ingest(prepared):
                     self._run_batch(batch)
             expired = self.batcher.poll()
             if expired is not None:
@@ -298,8 +310,15 @@ class Pipeline:
                 self._status()
                 next_status += cfg.status_interval_s * max(1, int((self.clock() - next_status)
                                                                    // cfg.status_interval_s) + 1)
-            if not frames and self.group.all_finished:
+            if not frames and self.stage.finished:
                 return "all sources ended"
+
+    def _roi_summary(self) -> dict:
+        if self.stage is None:
+            return {}
+        name = getattr(self.detector, "name", type(self.detector).__name__) if self.detector is not None else None
+        return {"detector": name, "detect_every": self.cfg.detect_every if self.detector is not None else None,
+                **self.stage.stats.as_dict()}
 
     def _finish(self, stop_reason: str) -> RunSummary:
         duration = self._t()
@@ -309,7 +328,8 @@ class Pipeline:
         overall["dropped"] = sum(st["dropped"] for st in streams.values())   # reader drops included
         summary = RunSummary(duration, streams, overall, list(self.batch_sizes),
                              dict(self.batch_reasons), list(self.batch_log), stop_reason, self.events,
-                             list(self.frame_records), model=self.model_name, backend=self.runner.name)
+                             list(self.frame_records), model=self.model_name, backend=self.runner.name,
+                             roi=self._roi_summary())
         self._emit(make_record("summary", duration, duration_s=duration, model=self.model_name,
                                backend=self.runner.name, batches={**summary.batches(), "max_batch":
                                self.batcher.max_batch
@@ -319,6 +339,13 @@ class Pipeline:
         for sink in self.sinks:
             sink.close()
         return summary
+
+
+def track_records(tracks: Sequence[Track], face_probs: Sequence[float]) -> list[dict]:
+    """The optional ``tracks`` field of frame/state records: id, face box (x, y, w, h) and P(fake) per face."""
+    return [{"id": t.id, "box": [int(round(v)) for v in t.box],
+             "p_fake": round(float(p), 4) if p is not None else None}
+            for t, p in zip(tracks, list(face_probs) + [None] * (len(tracks) - len(face_probs)))]
 
 
 def runs_on_gpu(runner: Runner) -> bool:
