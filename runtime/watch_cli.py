@@ -67,7 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="blazeface (MediaPipe full range, the default; runs on the model's backend), blazeface-short "
                         "(close faces, ~4x cheaper), haar (OpenCV cascade), yunet:PATH (cv2.FaceDetectorYN), or a "
                         "face_boxes model file, e.g. a TensorRT plan of blazeface_full.onnx")
-    r.add_argument("--detect-every", type=int, default=1, help="run the face detector every K frames per stream")
+    r.add_argument("--detect-every", type=int, default=None,
+                   help="run the face detector every K frames per stream and track faces in between (default 6, "
+                        "chosen in benchmarks/results/face_roi/detect_every.md)")
     r.add_argument("--hold", type=float, default=0.5, help="keep face boxes this many seconds when detection misses")
     r.add_argument("--max-faces", type=int, default=4, help="faces scored per frame (max over them)")
     o = p.add_argument_group("output and run control")
@@ -177,7 +179,8 @@ def _run_watch(args: argparse.Namespace) -> int:
         sinks.append(LiveView(live_out))
     cfg = WatchConfig(batch=args.batch, max_wait_ms=args.max_wait_ms, decision=decision,
                       status_interval_s=args.status_interval, duration_s=args.duration,
-                      detect_every=args.detect_every, hold_s=args.hold, max_faces=args.max_faces,
+                      hold_s=args.hold, max_faces=args.max_faces,
+                      **({"detect_every": args.detect_every} if args.detect_every else {}),
                       face_detector=args.face_detector,
                       emit_frames=args.frames)
     stop = threading.Event()

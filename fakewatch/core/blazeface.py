@@ -116,6 +116,17 @@ class Letterbox:
     frame_h: int
 
 
+def downscale(image: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Resize for detection. A big downscale goes bilinear to twice the target, then INTER_AREA by exactly 2: close
+    to a full INTER_AREA (which averages every source pixel, no aliasing) at a fraction of its cost, since OpenCV's
+    INTER_AREA is fast only for integer factors (1280x720 -> 192x108: ~0.3 ms instead of ~12 ms here)."""
+    ih, iw = image.shape[:2]
+    if w * 2 < iw and h * 2 < ih:
+        image = cv2.resize(image, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if w < iw else cv2.INTER_LINEAR)
+
+
 def letterbox(image: np.ndarray, size: int, out: np.ndarray | None = None) -> tuple[np.ndarray, Letterbox]:
     """BGR uint8 frame -> (3, size, size) float32 RGB in [-1, 1], aspect kept, padded evenly with 0 (grey).
 
@@ -124,8 +135,7 @@ def letterbox(image: np.ndarray, size: int, out: np.ndarray | None = None) -> tu
     h, w = image.shape[:2]
     scale = size / max(h, w)
     nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
-    # INTER_AREA averages the source pixels a big downscale skips (INTER_LINEAR aliases a 1080p frame at 1/8)
-    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    small = downscale(image, nw, nh)
     px, py = (size - nw) // 2, (size - nh) // 2
     if out is None:
         out = np.empty((3, size, size), np.float32)
@@ -219,4 +229,4 @@ def detections(raw: np.ndarray, anchors: np.ndarray, cfg: DecodeConfig,
 
 
 __all__: Sequence[str] = ("DecodeConfig", "KEYPOINTS", "Letterbox", "NMS_KINDS", "SsdAnchors", "VALUES", "decode",
-                          "detections", "iou_one_to_many", "letterbox", "nms", "to_frame")
+                          "detections", "downscale", "iou_one_to_many", "letterbox", "nms", "to_frame")
