@@ -81,13 +81,13 @@ def detector_rows(frames: dict[str, np.ndarray], repeats: int = 15) -> list[dict
 
 # ---------------------------------------------------------------------------------------------------- paced e2e
 def e2e_row(video: Path, size: str, n: int, seconds: float, detector: str | None,
-            detect_every: int | None) -> dict[str, Any]:
+            detect_every: int | None, threads: int = 0) -> dict[str, Any]:
     from fakewatch.runtime.backends import load_runner
     from fakewatch.runtime.pipeline import Pipeline, WatchConfig
     from fakewatch.runtime.watch_cli import DEMO_MODEL
     from fakewatch.streams import open_source
 
-    runner = load_runner(DEMO_MODEL)
+    runner = load_runner(DEMO_MODEL, **({"intra_op_threads": threads} if threads else {}))
     sources = [open_source(str(video), source_id=f"cam{i}", pace=True, loop=True) for i in range(n)]
     kw: dict[str, Any] = {"status_interval_s": 0.0, "duration_s": seconds, "face_detector": detector}
     if detect_every:
@@ -98,6 +98,7 @@ def e2e_row(video: Path, size: str, n: int, seconds: float, detector: str | None
     lat = summary.overall["latency_ms"]
     total = lat.get("total", {})
     return {"kind": "e2e", "size": size, "streams": n, "seconds": round(summary.duration_s, 2),
+            "classifier_threads": threads or "onnxruntime default",
             "detector": summary.roi.get("detector"), "detect_every": summary.roi.get("detect_every"),
             "processed_min": round(min(per_stream.values()), 4),
             "processed_mean": round(float(np.mean(list(per_stream.values()))), 4),
@@ -199,8 +200,10 @@ def run(sizes: Sequence[str], sources: Sequence[int], seconds: float, detectors:
     if haar_baseline:
         jobs.append((sizes[0], 1, "haar"))
     for size, n, det in tqdm(jobs, desc="paced e2e rows", unit="row"):
+        # classifier on one thread like the detector (`fakewatch watch --threads 1`): two sessions with a thread
+        # per core each fight over a 2-core CPU (4 x 720p under load 17: 16 % processed with ORT's default, 30 % with 1)
         args = {"video": str(videos[size]), "size": size, "n": n, "seconds": seconds, "detector": det,
-                "detect_every": 1 if det == "haar" else None}
+                "detect_every": 1 if det == "haar" else None, "threads": 1}
         row = _row_in_subprocess(args, timeout=seconds * 6 + 120)
         print(json.dumps({k: row.get(k) for k in ("size", "streams", "detector", "processed_min", "p99_ms",
                                                   "status")}), flush=True)
@@ -227,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.row:
         a = json.loads(args.row)
         print(json.dumps(e2e_row(Path(a["video"]), a["size"], a["n"], a["seconds"], a["detector"],
-                                 a.get("detect_every"))))
+                                 a.get("detect_every"), a.get("threads", 0))))
         return 0
     cmd = "python -m fakewatch.benchmarks.face_roi " + " ".join(argv if argv is not None else sys.argv[1:])
     run(args.sizes.split(","), [int(x) for x in args.sources.split(",")], args.seconds, args.detectors.split(","),
