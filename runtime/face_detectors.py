@@ -72,7 +72,7 @@ class BlazeFaceDetector:
     """BlazeFace through a fakewatch runner: letterbox -> runner.infer (batched) -> NumPy decode + weighted NMS."""
 
     def __init__(self, artifact: str | Path, backend: str | None = None, *, max_faces: int = 16,
-                 **runner_opts: Any) -> None:
+                 align: str | None = "haar", **runner_opts: Any) -> None:
         from fakewatch.runtime.backends import artifact_backend, load_runner
 
         self.artifact = Path(artifact)
@@ -84,6 +84,9 @@ class BlazeFaceDetector:
             raise ValueError(f"{self.artifact.name}: its contract says output {spec.output!r}; a face detector needs "
                              f"'face_boxes' (e.g. runtime/assets/face/blazeface_short.onnx)")
         self.cfg = decode_config(self.artifact)
+        # fakewatch classifiers are trained on Haar crops (training/data.py): by default BlazeFace boxes are moved to
+        # that box convention (the sidecar's measured haar_alignment), so the classifier sees the crops it knows
+        self.alignment = _alignment(self.artifact, align)
         self.anchors = self.cfg.anchors.generate()
         if spec.num_outputs != len(self.anchors) * 17:
             raise ValueError(f"{self.artifact.name}: {spec.num_outputs} outputs per image, but its anchors "
@@ -92,6 +95,20 @@ class BlazeFaceDetector:
         self.max_faces = max_faces
         self.timing = DetectorTiming()
         self._buf = np.empty((0, 3, self.size, self.size), np.float32)
+
+    def _align(self, faces: list[Detection], lb: Any) -> list[Detection]:
+        if self.alignment is None:
+            return faces
+        scale, shift = self.alignment
+        out = []
+        for x, y, w, h, sc in faces:
+            cx, cy = x + w / 2, y + h / 2 + shift * h
+            nw, nh = w * scale, h * scale
+            x0, y0 = max(0.0, cx - nw / 2), max(0.0, cy - nh / 2)
+            x1, y1 = min(float(lb.frame_w), cx + nw / 2), min(float(lb.frame_h), cy + nh / 2)
+            if x1 > x0 and y1 > y0:
+                out.append((x0, y0, x1 - x0, y1 - y0, sc))
+        return out
 
     @property
     def name(self) -> str:
@@ -123,10 +140,26 @@ class BlazeFaceDetector:
             else np.concatenate([self.runner.infer(self._buf[i:i + self.runner.max_batch])
                                  for i in range(0, n, self.runner.max_batch)])
         t2 = time.perf_counter()
-        out = [detections(raw[i], self.anchors, self.cfg, lb)[: self.max_faces] for i, lb in enumerate(boxes)]
+        out = [self._align(detections(raw[i], self.anchors, self.cfg, lb)[: self.max_faces], lb)
+               for i, lb in enumerate(boxes)]
         t3 = time.perf_counter()
         self.timing = DetectorTiming(n, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return out
+
+
+def _alignment(artifact: Path, align: str | None) -> tuple[float, float] | None:
+    if align is None:
+        return None
+    if align != "haar":
+        raise ValueError(f"face detector alignment {align!r}: known alignments are 'haar' or None")
+    doc = read_sidecar_doc(artifact)
+    sec = doc.get("face_detector") or {}
+    a = sec.get("haar_alignment")
+    if a is None and "tensorrt" in doc:   # a plan: its ONNX's sidecar has the section
+        onnx_path = Path(str(doc["tensorrt"].get("onnx_path", "")))
+        if sidecar_path(onnx_path).is_file():
+            a = (read_sidecar_doc(onnx_path).get("face_detector") or {}).get("haar_alignment")
+    return (float(a["scale"]), float(a["shift_y"])) if a else None
 
 
 def _bundled(name: str) -> Callable[..., FaceDetector]:

@@ -159,3 +159,30 @@ def test_bundled_sidecar_contract_is_complete():
         assert "Apache-2.0" in sec["license"] and len(sec["source"]["sha256"]) == 64
     notice = (BUNDLED["blazeface"].parent / "NOTICE").read_text()
     assert "Apache License, Version 2.0" in notice
+
+
+def test_boxes_are_aligned_to_the_haar_convention_by_default(carphone):
+    """Classifiers are trained on Haar crops: the default detector moves BlazeFace boxes to Haar's convention using
+    the sidecar's measured haar_alignment; align=None gives the raw BlazeFace box."""
+    raw = BlazeFaceDetector(BUNDLED["blazeface"], align=None)
+    aligned = BlazeFaceDetector(BUNDLED["blazeface"])
+    scale, shift = aligned.alignment
+    assert (scale, shift) == (1.08, -0.10)
+    x, y, w, h, s = raw.detect(carphone[20])[0]
+    ax, ay, aw, ah, as_ = aligned.detect(carphone[20])[0]
+    assert as_ == pytest.approx(s) and aw == pytest.approx(w * scale, rel=1e-4)
+    assert ay + ah / 2 == pytest.approx(y + h / 2 + shift * h, abs=1e-3)
+    assert ax + aw / 2 == pytest.approx(x + w / 2, abs=1e-3)
+    # closer to Haar's box on the training clip than the raw box (what the demo model was trained on)
+    haar = HaarFaceDetector()
+    def iou(a, b):
+        return iou_one_to_many(np.array([a[0], a[1], a[0] + a[2], a[1] + a[3]]),
+                               np.array([[b[0], b[1], b[0] + b[2], b[1] + b[3]]]))[0]
+    frames = carphone[:90:6]
+    raw_iou = np.mean([iou(raw.detect(f)[0], haar.detect(f)[0]) for f in frames])
+    aligned_iou = np.mean([iou(aligned.detect(f)[0], haar.detect(f)[0]) for f in frames])
+    assert aligned_iou > raw_iou + 0.03
+    with pytest.raises(ValueError, match="known alignments"):
+        BlazeFaceDetector(BUNDLED["blazeface"], align="yunet")
+    raw.close()
+    aligned.close()
