@@ -97,6 +97,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prepare", action="store_true",
                    help="only export/quantize the artifacts the rows need (into --workdir), measure nothing")
     p.add_argument("--debug", action="store_true", help="print tracebacks of failed rows")
+    f = p.add_argument_group("face ROI (--face-roi runs only these rows; benchmarks/face_roi.py)")
+    f.add_argument("--face-roi", action="store_true",
+                   help="detector cost per frame + the demo model on paced 30 fps camera-size streams of real faces "
+                        "(frames processed vs offered, p99 latency) -> benchmarks/results/face_roi/")
+    f.add_argument("--face-sizes", type=_csv("size", ("720p", "1080p")), default=("720p", "1080p"))
+    f.add_argument("--face-sources", type=_ints, default=(1, 4, 8), help="paced streams per face-ROI row")
+    f.add_argument("--face-seconds", type=float, default=12.0, help="seconds per face-ROI row")
     p.set_defaults(func=run)
 
 
@@ -149,6 +156,14 @@ def canonical_argv(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from fakewatch.benchmarks.sweep import prepare, run_bench
 
+    if args.face_roi:
+        from fakewatch.benchmarks.face_roi import run as run_face_roi
+
+        out = args.output or Path("benchmarks") / "results" / "face_roi"
+        cmd = (f"fakewatch bench --face-roi --face-sizes {','.join(args.face_sizes)} --face-sources "
+               f"{','.join(map(str, args.face_sources))} --face-seconds {args.face_seconds:g}")
+        doc = run_face_roi(args.face_sizes, args.face_sources, args.face_seconds, ("blazeface",), out, command=cmd)
+        return 0 if any(r.get("status") == "ok" for r in doc["rows"] if r["kind"] == "e2e") else 1
     cfg = config_from_args(args)
     if cfg.prepare_only:
         return prepare(cfg)

@@ -29,6 +29,11 @@ _stage_ms = {"type": "object", "additionalProperties": _num}
 _state = {"enum": ["UNKNOWN", "REAL", "FAKE"]}
 _base = {"v": {"const": SCHEMA_VERSION}, "ts": _num, "t": _num}
 _truth = {"type": ["object", "null"]}
+# optional on frame/state records of face models: one entry per scored face, stable id per stream (runtime/tracking.py)
+_tracks = {"type": "array", "items": {
+    "type": "object", "properties": {"id": {"type": "integer"}, "box": {"type": "array", "items": {"type": "integer"},
+                                                                     "minItems": 4, "maxItems": 4},
+                                     "p_fake": _num_or_null}, "required": ["id", "box"]}}
 
 
 def _record(type_: str, props: dict, required: list[str]) -> dict:
@@ -52,7 +57,7 @@ ALERT_SCHEMA: dict[str, Any] = {
         _record("state", {
             "stream": {"type": "string"}, "state": _state, "previous": _state, "score": _num_or_null,
             "frame_score": _num_or_null, "seq": {"type": "integer"}, "stream_time": _num,
-            "faces": {"type": "integer"}, "latency_ms": _stage_ms, "truth": _truth},
+            "faces": {"type": "integer"}, "latency_ms": _stage_ms, "truth": _truth, "tracks": _tracks},
             ["stream", "state", "previous", "score", "seq", "latency_ms"]),
         _record("status", {"stream": {"type": "string"}, **_stream_status["properties"]},
                 ["stream", *_stream_status["required"]]),
@@ -63,7 +68,7 @@ ALERT_SCHEMA: dict[str, Any] = {
         _record("frame", {
             "stream": {"type": "string"}, "seq": {"type": "integer"}, "stream_time": _num, "state": _state,
             "score": _num_or_null, "frame_score": _num_or_null, "faces": {"type": "integer"},
-            "latency_ms": _stage_ms, "truth": _truth},
+            "latency_ms": _stage_ms, "truth": _truth, "tracks": _tracks},
             ["stream", "seq", "state", "score", "frame_score", "faces", "latency_ms"]),
         _record("summary", {
             "duration_s": _num, "model": {"type": "string"}, "backend": {"type": "string"},

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from fakewatch.core.redact import REDACTED, redact
 from fakewatch.runtime.config_keys import CLI_KEYS
+from fakewatch.runtime.tracking import DEFAULT_DETECT_EVERY
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "docs" / "config.schema.json"
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -60,10 +61,12 @@ class DecisionSettings(_Strict):
 
 
 class DetectSettings(_Strict):
-    every: int = Field(1, ge=1, description="run the face detector every K frames per camera")
+    every: int = Field(DEFAULT_DETECT_EVERY, ge=1,
+                       description="run the face detector every K frames per camera and track faces in between")
     max_faces: int = Field(4, ge=1)
     hold: float = Field(0.5, ge=0, description="keep face boxes this many seconds when detection misses")
-    face_detector: str | None = Field(None, description="YuNet .onnx (default: OpenCV's Haar cascade)")
+    face_detector: str | None = Field(None, description="blazeface (default), blazeface-short, haar, yunet:PATH, or "
+                                                        "a face_boxes model file (runtime/face_detectors.py)")
 
 
 class CameraDetect(_Strict):

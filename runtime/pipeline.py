@@ -1,8 +1,10 @@
 """The watch loop: sources -> ROI -> preprocess -> batcher -> runner -> per-stream decisions -> sinks.
 
-One consumer thread (the caller's) does everything after capture; the streams' reader threads only decode and keep
-the newest frame. While the batcher waits for more frames, the loop is blocked in ``SourceGroup.wait_frames`` with
-the batch's remaining wait as timeout, so a batch leaves exactly when it is full or its ``max_wait`` has expired.
+Three kinds of threads: the streams' readers decode and keep the newest frame; the ROI stage (runtime/roi_stage.py)
+detects faces (every K frames, batched across streams, tracks in between), crops and preprocesses; the caller's
+thread batches, infers, decides and writes records. While the batcher waits for more frames, the loop is blocked on
+the ROI stage's queue with the batch's remaining wait as timeout, so a batch leaves exactly when it is full or its
+``max_wait`` has expired.
 
 A source that fails is reported as a ``source`` event and the others keep running. The run ends when the stop event
 is set (Ctrl-C / SIGTERM in the CLI), ``duration_s`` has passed, or every source has ended (file EOF).
@@ -20,14 +22,16 @@ import numpy as np
 
 from fakewatch.core.contract import ModelSpec
 from fakewatch.core.metrics import sigmoid
-from fakewatch.core.preprocess import preprocess
-from fakewatch.core.roi import Box, RoiExtractor, RoiTracker, make_face_detector
+from fakewatch.core.roi import Box
 from fakewatch.runtime.alerts import Sink, make_record
 from fakewatch.runtime.backends.base import Runner
 from fakewatch.runtime.batcher import AUTO_BATCH_CAP, Batch, Batcher, default_max_wait_ms
 from fakewatch.runtime.decision import Decision, DecisionConfig, StreamDecider
+from fakewatch.runtime.face_detectors import close_detector, make_detector
+from fakewatch.runtime.roi_stage import Prepared, RoiStage
 from fakewatch.runtime.latency import LatencyTracker, format_summary
 from fakewatch.runtime.stale import StaleWatch
+from fakewatch.runtime.tracking import DEFAULT_DETECT_EVERY, FaceTracks, Track, TrackConfig
 
 
 def check_watchable(spec: ModelSpec, artifact: object = "model") -> None:
@@ -47,10 +51,10 @@ class WatchConfig:
     decision: DecisionConfig = field(default_factory=DecisionConfig)
     status_interval_s: float = 1.0           # periodic status records; 0 = off
     duration_s: float | None = None
-    detect_every: int = 1
+    detect_every: int = DEFAULT_DETECT_EVERY
     hold_s: float = 0.5
     max_faces: int = 4
-    face_detector: str | None = None         # YuNet .onnx path; None = Haar
+    face_detector: str | None = None         # runtime/face_detectors.py name or path; None = blazeface (else haar)
     emit_frames: bool = False                # a "frame" record per processed frame
     keep_frame_records: int = 0              # keep the last N frame records in memory (tests, benchmarks)
     poll_s: float = 0.1                      # longest single wait when no batch is pending
@@ -82,6 +86,7 @@ class _Item:
     frame: Any
     boxes: list[Box]
     stream_ts: float
+    tracks: list[Track] = field(default_factory=list)
 
 
 @dataclass
@@ -98,6 +103,7 @@ class RunSummary:
     model: str = ""
     backend: str = ""
     events_total: int = 0                    # all state/source/summary records, including those the ring dropped
+    roi: dict = field(default_factory=dict)   # ROI stage: detector name and cost (runtime/roi_stage.py)
 
     def batches(self) -> dict[str, Any]:
         return batch_stats(self.batch_sizes)
@@ -145,11 +151,13 @@ class Pipeline:
             backoff = Backoff(max_retries=self.cfg.max_retries)
         self.group = SourceGroup(sources, on_event=self._source_events.put, backoff=backoff)
         self.live = {s.id: bool(s.live) for s in self.group.sources}
-        detector = make_face_detector(self.cfg.face_detector) if self.spec.roi == "face" else None
-        extractor = RoiExtractor(self.spec, detector, max_faces=self.cfg.max_faces)
-        self.roi = RoiTracker(extractor, detect_every=self.cfg.detect_every, hold_s=self.cfg.hold_s)
-        self.roi_by_stream = {sid: RoiTracker(extractor, detect_every=k, hold_s=self.cfg.hold_s)
-                              for sid, k in self.cfg.detect_every_by_stream.items()}
+        detector = make_detector(self.cfg.face_detector, backend=runner.name) if self.spec.roi == "face" else None
+        self.detector = detector
+        self.tracks = FaceTracks(TrackConfig(detect_every=self.cfg.detect_every, hold_s=self.cfg.hold_s,
+                                             every_by_stream=dict(self.cfg.detect_every_by_stream),
+                                             max_faces=self.cfg.max_faces, roi_margin=self.spec.roi_margin)) \
+            if detector is not None else None
+        self.stage: RoiStage | None = None
         self.stale = StaleWatch(self.cfg.stale_after_s, dict(self.cfg.stale_after_by_stream))
         self._next_stale_check = 0.0
         self._frame_sinks = [s for s in self.sinks if getattr(s, "wants_frames", False)]
@@ -235,27 +243,20 @@ class Pipeline:
                 "source_state": self.source_state.get(sid, "unknown"), **st}
 
     # ------------------------------------------------------------------ stages
-    def _ingest(self, frame: Any) -> list[Batch]:
-        frame.stamp("dequeue", self.clock())
-        sid = frame.source_id
-        stream_ts = frame.source_ts if (frame.source_ts is not None and not self.live.get(sid, True)) \
-            else frame.capture_ts   # files: media time (reproducible); live: arrival time
+    def _ingest(self, p: Prepared) -> list[Batch]:
+        """Hand one prepared frame (ROI stage output) to the batcher."""
+        sid = p.frame.source_id
         if self.stale.fresh(sid):
             self.source_state[sid] = "live"
             self._emit(make_record("source", self._t(), stream=sid, state="live", message="frames again"))
-        boxes, _detected = self.roi_by_stream.get(sid, self.roi).boxes(sid, frame.image, stream_ts)
-        boxes = boxes[: self.batcher.max_batch]
-        frame.stamp("roi", self.clock())
+        boxes = p.boxes[: self.batcher.max_batch]
 
         def fill(view: np.ndarray) -> None:
-            if self.device_input:   # GPU runners preprocess the whole batch on the device in _run_batch
-                return
-            preprocess([frame.image] * len(boxes), boxes, self.spec, out=view)
-            frame.stamp("preprocess", self.clock())
+            if p.rows is not None:   # GPU runners preprocess the whole batch on the device in _run_batch
+                view[...] = p.rows[: len(boxes)]
 
-        if not boxes:
-            frame.stamp("preprocess", self.clock())
-        return self.batcher.add(_Item(frame, boxes, stream_ts), len(boxes), fill if boxes else None)
+        item = _Item(p.frame, boxes, p.stream_ts, p.tracks[: len(boxes)])
+        return self.batcher.add(item, len(boxes), fill if boxes else None)
 
     def _run_batch(self, batch: Batch) -> None:
         for item in batch.items:
@@ -297,16 +298,17 @@ class Pipeline:
             d = self.deciders[f.source_id] = StreamDecider(f.source_id, self.cfg.decision)
         dec: Decision = d.update(f.seq, item.stream_ts, face_probs, f.truth)
         f.stamp("decision", self.clock())
+        tracks = {"tracks": track_records(item.tracks, face_probs)} if item.tracks else {}
         if dec.changed:
             self._emit(make_record("state", self._t(), stream=f.source_id, state=dec.state, previous=dec.previous,
                                    score=dec.score, frame_score=dec.frame_score, seq=f.seq,
                                    stream_time=item.stream_ts, faces=dec.faces,
-                                   latency_ms=_ms_until(f.timings, "decision"), truth=f.truth))
+                                   latency_ms=_ms_until(f.timings, "decision"), truth=f.truth, **tracks))
         frame_rec = None
         if self.cfg.emit_frames or self.frame_records.maxlen:
             frame_rec = make_record("frame", self._t(), stream=f.source_id, seq=f.seq, stream_time=item.stream_ts,
                                     state=dec.state, score=dec.score, frame_score=dec.frame_score, faces=dec.faces,
-                                    latency_ms=_ms_until(f.timings, "decision"), truth=f.truth)
+                                    latency_ms=_ms_until(f.timings, "decision"), truth=f.truth, **tracks)
             if self.cfg.emit_frames:
                 for sink in self.sinks:
                     sink.emit(frame_rec)
@@ -338,10 +340,18 @@ class Pipeline:
             self.max_wait_ms = wait_ms
             self.batcher = Batcher(max_batch, wait_ms / 1e3, (3, *self.spec.input_size), clock=self.clock)
             self._update_target()
+            self.stage = RoiStage(self.group, self.spec, self.tracks, self.detector, live=self.live,
+                                  on_host=not self.device_input, max_rows=max_batch,
+                                  queue_size=max(2, 2 * n_sources), clock=self.clock)
+            if self.detector is not None and hasattr(self.detector, "activate"):
+                self.detector.activate()      # load the detector model before the clock starts
             self._t0 = self.clock()
             self.group.start()
+            self.stage.start()
             stop_reason = self._loop()
         finally:
+            if self.stage is not None:
+                self.stage.stop()
             self.group.stop()
             self._drain_source_events()
             if self.batcher is not None:
@@ -349,6 +359,8 @@ class Pipeline:
                 if last is not None and self.runner.is_active:
                     self._run_batch(last)
             self.runner.deactivate()
+            if self.detector is not None:
+                close_detector(self.detector)
         return self._finish(stop_reason)
 
     def _loop(self) -> str:
@@ -363,9 +375,9 @@ class Pipeline:
                 return f"duration {cfg.duration_s:g} s reached"
             left = self.batcher.time_left(now)
             timeout = min(cfg.poll_s if left is None else left, max(0.0, next_status - now), max(0.0, end - now))
-            frames = self.group.wait_frames(timeout)
-            for frame in frames:
-                for batch in self._ingest(frame):
+            frames = self.stage.get(timeout)
+            for prepared in frames:
+                for batch in self._ingest(prepared):
                     self._run_batch(batch)
             expired = self.batcher.poll()
             if expired is not None:
@@ -376,8 +388,15 @@ class Pipeline:
                 self._status()
                 next_status += cfg.status_interval_s * max(1, int((self.clock() - next_status)
                                                                    // cfg.status_interval_s) + 1)
-            if not frames and self.group.all_finished:
+            if not frames and self.stage.finished:
                 return "all sources ended"
+
+    def _roi_summary(self) -> dict:
+        if self.stage is None:
+            return {}
+        name = getattr(self.detector, "name", type(self.detector).__name__) if self.detector is not None else None
+        return {"detector": name, "detect_every": self.cfg.detect_every if self.detector is not None else None,
+                **self.stage.stats.as_dict()}
 
     def _finish(self, stop_reason: str) -> RunSummary:
         duration = self._t()
@@ -388,7 +407,7 @@ class Pipeline:
         summary = RunSummary(duration, streams, overall, dict(self.batch_sizes),
                              dict(self.batch_reasons), list(self.batch_log), stop_reason, list(self.events),
                              list(self.frame_records), model=self.model_name, backend=self.runner.name,
-                             events_total=self.events_total)
+                             events_total=self.events_total, roi=self._roi_summary())
         self._emit(make_record("summary", duration, duration_s=duration, model=self.model_name,
                                backend=self.runner.name, batches={**summary.batches(), "max_batch":
                                self.batcher.max_batch
@@ -407,6 +426,13 @@ def batch_stats(sizes: dict[int, int]) -> dict[str, Any]:
     rows = sum(k * v for k, v in sizes.items())
     return {"count": count, "mean_size": rows / count if count else 0.0,
             "histogram": {str(k): v for k, v in sorted(sizes.items())}}
+
+
+def track_records(tracks: Sequence[Track], face_probs: Sequence[float]) -> list[dict]:
+    """The optional ``tracks`` field of frame/state records: id, face box (x, y, w, h) and P(fake) per face."""
+    return [{"id": t.id, "box": [int(round(v)) for v in t.box],
+             "p_fake": round(float(p), 4) if p is not None else None}
+            for t, p in zip(tracks, list(face_probs) + [None] * (len(tracks) - len(face_probs)))]
 
 
 def runs_on_gpu(runner: Runner) -> bool:

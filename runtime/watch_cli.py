@@ -67,9 +67,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--min-duration", type=float, default=1.0,
                    help="seconds a REAL<->FAKE change must hold before it is reported (default 1.0)")
     r = p.add_argument_group("faces (models with a face ROI)")
-    r.add_argument("--face-detector", type=Path, default=None,
-                   help="YuNet .onnx for cv2.FaceDetectorYN (default: OpenCV's bundled Haar cascade)")
-    r.add_argument("--detect-every", type=int, default=1, help="run the face detector every K frames per stream")
+    r.add_argument("--face-detector", default=None, metavar="NAME|yunet:PATH|PATH",
+                   help="blazeface (MediaPipe full range, the default; runs on the model's backend), blazeface-short "
+                        "(close faces, ~4x cheaper), haar (OpenCV cascade), yunet:PATH (cv2.FaceDetectorYN), or a "
+                        "face_boxes model file, e.g. a TensorRT plan of blazeface_full.onnx")
+    r.add_argument("--detect-every", type=int, default=None,
+                   help="run the face detector every K frames per stream and track faces in between (default 6, "
+                        "chosen in benchmarks/results/face_roi/detect_every.md)")
     r.add_argument("--hold", type=float, default=0.5, help="keep face boxes this many seconds when detection misses")
     r.add_argument("--max-faces", type=int, default=4, help="faces scored per frame (max over them)")
     o = p.add_argument_group("output and run control")

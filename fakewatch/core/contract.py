@@ -25,8 +25,9 @@ SIDECAR_SUFFIX = ".json"
 ROI_MODES = ("full", "face")
 CHANNEL_ORDERS = ("RGB", "BGR")
 # What the model's output means. "fake_logit": one logit, sigmoid -> P(fake). "class_logits": N-way logits
-# (an ImageNet head kept for fidelity checks); the runtime cannot turn those into Real/Fake alerts.
-OUTPUT_KINDS = ("fake_logit", "class_logits")
+# (an ImageNet head kept for fidelity checks); the runtime cannot turn those into Real/Fake alerts. "face_boxes": a face
+# detector's raw per-anchor outputs, decoded by the sidecar's "face_detector" section (core/blazeface.py).
+OUTPUT_KINDS = ("fake_logit", "class_logits", "face_boxes")
 PRECISIONS = ("fp32", "fp16", "int8")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
