@@ -335,6 +335,7 @@ def run_soak(cfg: SoakConfig, argv: Sequence[str] | None = None, progress: bool 
     from fakewatch.benchmarks.env import environment, load_average_1m
 
     env = environment()
+    env["malloc_arena_max"] = os.environ.get("MALLOC_ARENA_MAX")   # inherited by the child; changes native RSS
     if argv is not None:
         env["command"] = " ".join(shlex.quote(a) for a in argv)
     out = Path(cfg.out)
