@@ -21,6 +21,8 @@ def test_percentiles_match_numpy_within_one_bucket(dist):
         exact = float(np.percentile(values, p))
         assert h.quantile(p / 100) == pytest.approx(exact, rel=width / 2 + 0.01), p
     assert h.count == values.size and h.sum == pytest.approx(values.sum())
+    one_pass = h.percentiles((1, 50, 90, 99, 99.9))                 # the status records' single walk
+    assert one_pass == {f"p{p:g}": round(h.quantile(p / 100), 3) for p in (1, 50, 90, 99, 99.9)}
     assert h.quantile(0) == pytest.approx(values.min()) and h.quantile(1) == pytest.approx(values.max())
 
 
