@@ -174,7 +174,7 @@ class MqttOutput(Output):
         backlog: list = []
         while True:
             if self._resync.is_set() and self.connected.is_set():
-                backlog = self._resync_retained()
+                backlog = self._resync_retained(backlog)
             if backlog:
                 item = backlog.pop(0)
             else:
@@ -194,19 +194,24 @@ class MqttOutput(Output):
                 self.dropped += 1
                 continue
             if info.rc == mqtt.MQTT_ERR_SUCCESS or (info.rc == mqtt.MQTT_ERR_NO_CONN and qos > 0):
-                if retain:
+                if retain:                # (QoS>0 while away: paho keeps it and sends it after reconnecting)
                     self._sent[topic] = (self._session, payload)
-                self.published += 1          # QoS>0 while away: paho keeps it and sends it after reconnecting
+                self.published += 1
                 self._last_info = info
-            else:
+            else:                         # paho's queue is full (an outage's backlog still in flight)
                 self.dropped += 1
+                if retain:
+                    self._resync.set()    # the newest value goes out with the next resync
 
-    def _resync_retained(self) -> list:
+    def _resync_retained(self, backlog: list) -> list:
         """After a (re)connect: send the newest value of every retained topic (a broker restarted without
         persistence forgot them), except topics that still have queued changes, which follow in order (so the
-        broker never ends on an older value). Returns the queued items to send next."""
+        broker never ends on an older value). Returns the queued items to send next (``backlog`` first).
+        If paho's queue is still full of the outage's backlog, the rest is retried a moment later."""
+        import paho.mqtt.client as mqtt
+
         self._resync.clear()
-        queued = []
+        queued = list(backlog)
         while True:
             try:
                 queued.append(self._outbox.get_nowait())
@@ -217,7 +222,10 @@ class MqttOutput(Output):
             current = dict(self._retained)
         for topic, payload in current.items():
             if topic not in pending and self._sent.get(topic) != (self._session, payload):
-                self._client.publish(topic, payload, qos=1, retain=True)
+                if self._client.publish(topic, payload, qos=1, retain=True).rc != mqtt.MQTT_ERR_SUCCESS:
+                    self._resync.set()
+                    self._stop.wait(0.1)          # let in-flight messages drain before the retry
+                    break
                 self._sent[topic] = (self._session, payload)
         return queued
 

@@ -130,3 +130,33 @@ def test_broker_outage_never_blocks_and_recovery_republishes_state(broker):
         assert retained == {"fw/cam/state": "FAKE", "fw/available": "online"}
     finally:
         out.close()
+
+
+def test_a_broker_that_is_down_at_start_is_retried(tmp_path):
+    broker = Broker(tmp_path)                        # not started yet: nothing listens on its port
+    out = MqttOutput(MqttSettings(host="127.0.0.1", port=broker.port, prefix="fw", reconnect_min_s=1,
+                                  reconnect_max_s=2))
+    out.start({})                                    # returns at once: connect_async
+    try:
+        out.status("cam", "live", "")
+        out.state("cam", "REAL", 0.1)                # kept as the newest retained values meanwhile
+        out.state("cam", "FAKE", 0.9)
+        assert not out.connected.is_set()
+        broker.start()
+        assert out.connected.wait(60), "never connected"
+        want = {"fw/available": "online", "fw/cam/status": "live", "fw/cam/state": "FAKE"}
+        rec = Recorder(broker.port, "fw/#")           # live or retained, whichever comes first
+        try:
+            assert rec.wait_for(lambda m: set(want.items()) <= {(t, p) for t, p, _r in m}, 30), rec.messages
+        finally:
+            rec.close()
+        late = Recorder(broker.port, "fw/#")          # and now retained on the broker
+        try:
+            assert late.wait_for(lambda m: len({t for t, _p, r in m if r}) >= 3, 30), late.messages
+            retained = {t: p for t, p, r in late.messages if r}
+        finally:
+            late.close()
+        assert retained == want
+    finally:
+        out.close()
+        broker.stop()
