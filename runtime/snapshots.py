@@ -66,7 +66,7 @@ class SnapshotStore:
             raise ValueError(f"snapshots: keep must be >= 0 and max_age > 0 (got keep={self.keep}, "
                              f"max_age_s={self.max_age_s})")
         if self.directory.exists() and not self.directory.is_dir():
-            raise NotADirectoryError(f"--snapshots {self.directory}: exists and is not a directory")
+            raise ValueError(f"--snapshots {self.directory}: exists and is not a directory; pass a directory")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.saved = 0
         self.dropped = 0

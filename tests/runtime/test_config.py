@@ -158,3 +158,14 @@ def test_merge_names_command_line_sources(tmp_path):
     cfg, _refs, names = merge_args(args, set(), env={})
     assert list(cfg.cameras) == ["demo", "demo-2", "cam_lan", "clip_1"]
     assert names == set(cfg.cameras)
+
+
+def test_unusable_outputs_are_one_line_errors(tmp_path, capsys):
+    from fakewatch.cli import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["watch", "--snapshots", str(afile), "--no-live", "--duration", "0.1"]) == 1
+    assert f"--snapshots {afile}: exists and is not a directory" in capsys.readouterr().err
+    assert main(["watch", "--snapshots", str(afile / "sub"), "--no-live", "--duration", "0.1"]) == 1
+    assert f"--snapshots {afile / 'sub'}: cannot use it" in capsys.readouterr().err
