@@ -314,9 +314,13 @@ def from_dict(raw: Mapping[str, Any], source: str = "config", env: Mapping[str, 
     problems: list[str] = []
     data = _substitute(copy.deepcopy(dict(raw)), os.environ if env is None else env, (), refs, problems)
     for path, value in dict(overrides).items():
-        node = data
+        node: Any = data
         for key in path[:-1]:
-            node = node.setdefault(key, {}) if isinstance(node.get(key), dict) or key not in node else node[key]
+            if node.get(key) is None:          # absent or `key: null` in the file: the flag creates the section
+                node[key] = {}
+            node = node[key]
+            if not isinstance(node, dict):     # the file's value is wrong; validation reports it
+                break
         if isinstance(node, dict):
             node[path[-1]] = value
             refs.pop(path, None)

@@ -107,6 +107,10 @@ mqtt: {url: "mqtt://127.0.0.1:1883/fw"}
     # a flag given with its default value still overrides the file
     assert main(["watch", "--config", str(p), "--min-duration", "1.0", "--print-config"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["decision"]["min_duration"] == 1.0
+    # a section the file leaves null is created by its flag
+    (tmp_path / "null.yaml").write_text("metrics: null\nmqtt: null\n")
+    assert main(["watch", "--config", str(tmp_path / "null.yaml"), "--metrics-port", "9300", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["metrics"]["port"] == 9300
     # without a file the flags alone make the config
     assert main(["watch", "--print-config", "--stale-after", "5", "--max-retries", "2"]) == 0
     shown = yaml.safe_load(capsys.readouterr().out)
