@@ -75,6 +75,7 @@ class CameraSettings(_Strict):
     enabled: bool = True
     detect: CameraDetect = Field(default_factory=CameraDetect)
     stale_after: float | None = Field(None, gt=0, description="seconds without a new frame before 'stale'")
+    max_retries: int | None = Field(None, ge=0, description="this camera's reconnects before 'failed'")
 
 
 class MqttConfig(_Strict):

@@ -180,7 +180,7 @@ class ClipRecorder:
         self.pre_s, self.post_s, self.max_bytes = pre_s, post_s, max_bytes
         self.clock = clock
         self.dropped = 0
-        self.written: list[str] = []
+        self.written: deque[str] = deque(maxlen=100)     # newest clip paths (bounded: runs last for weeks)
         self._rings: dict[str, deque[tuple[float, np.ndarray]]] = {}
         self._bytes: dict[str, int] = {}
         self._pending: dict[str, list[_Pending]] = {}
