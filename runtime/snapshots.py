@@ -121,8 +121,11 @@ class SnapshotStore:
             thick = max(2, round(max(image.shape[:2]) / 300))   # 2 px at least: JPEG chroma halves colour
             cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), BOX_COLOUR, thick)
             label = f"FAKE {score:.2f}"
-            cv2.putText(image, label, (x0, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, BOX_COLOUR,
-                        thick)
+            scale = max(0.35, max(image.shape[:2]) / 800)
+            (tw, th), _base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            y = y0 - 4 if y0 - 4 - th >= 0 else min(image.shape[0] - 2, y1 + th + 4)   # above the box, else below
+            cv2.putText(image, label, (max(0, min(x0, image.shape[1] - tw)), y), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        BOX_COLOUR, 1, cv2.LINE_AA)
             crop = frame[max(0, y0):y1, max(0, x0):x1]
         else:                                         # full-frame models: the crop is the frame
             crop = frame
