@@ -89,6 +89,8 @@ class MqttConfig(_Strict):
     qos: Literal[0, 1, 2] = 1
     stats_interval: float = Field(60.0, gt=0, description="seconds between <prefix>/stats messages")
     outbox: int = Field(1000, ge=1, description="messages kept while the broker is away; more are dropped")
+    discovery: bool = Field(False, description="announce cameras to Home Assistant (MQTT discovery)")
+    discovery_prefix: str = "homeassistant"
 
     @field_validator("url")
     @classmethod
@@ -105,7 +107,8 @@ class MqttConfig(_Strict):
         from fakewatch.runtime.mqtt_output import MqttSettings
 
         pw = self.password.get_secret_value() if self.password is not None else None
-        kw: dict[str, Any] = {"client_id": self.client_id, "qos": self.qos, "outbox": self.outbox}
+        kw: dict[str, Any] = {"client_id": self.client_id, "qos": self.qos, "outbox": self.outbox,
+                              "discovery_prefix": self.discovery_prefix if self.discovery else None}
         if self.url is not None:
             if self.topic_prefix is not None:
                 kw["prefix"] = self.topic_prefix

@@ -56,6 +56,7 @@ class MqttSettings:
     outbox: int = 1000
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 30.0
+    discovery_prefix: str | None = None     # e.g. "homeassistant": announce one binary_sensor per camera
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -96,6 +97,25 @@ class MqttSettings:
     __str__ = __repr__
 
 
+def discovery_config(s: MqttSettings, cam: str, model: str = "") -> tuple[str, dict[str, Any]]:
+    """(topic, payload) announcing ``cam`` to Home Assistant as a binary_sensor (device_class problem): on = FAKE,
+    off = REAL, unknown for UNKNOWN; unavailable while fakewatch is offline or the camera is not ``live``."""
+    node = re.sub(r"[^A-Za-z0-9_-]", "_", f"fakewatch_{s.prefix}_{cam}")
+    base = f"{s.prefix}/{cam}"
+    return (f"{s.discovery_prefix}/binary_sensor/{node}/deepfake/config", {
+        "name": "Deepfake", "unique_id": f"{node}_deepfake", "object_id": f"{node}_deepfake",
+        "state_topic": f"{base}/state", "payload_on": "FAKE", "payload_off": "REAL",
+        "value_template": "{{ value if value in ('FAKE', 'REAL') else 'None' }}",
+        "device_class": "problem", "qos": 1,
+        "availability_mode": "all",
+        "availability": [{"topic": f"{s.prefix}/available"},
+                         {"topic": f"{base}/status",
+                          "value_template": "{{ 'online' if value == 'live' else 'offline' }}"}],
+        "device": {"identifiers": [node], "name": f"fakewatch {cam}", "manufacturer": "fakewatch",
+                   "model": model or "deepfake detector"},
+    })
+
+
 class MqttOutput(Output):
     name = "mqtt"
 
@@ -114,6 +134,7 @@ class MqttOutput(Output):
         self._client: Any = None
         self._thread: threading.Thread | None = None
         self._last_info: Any = None
+        self._model = ""
 
     # ------------------------------------------------------------------ topics
     def t(self, *levels: str) -> str:
@@ -123,6 +144,7 @@ class MqttOutput(Output):
         import paho.mqtt.client as mqtt
 
         s = self.s
+        self._model = str(info.get("model", ""))
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=s.client_id or "", clean_session=True)
         if s.user is not None:
             c.username_pw_set(s.user, s.password)
@@ -231,10 +253,23 @@ class MqttOutput(Output):
 
     # ------------------------------------------------------------------ Output hooks
     def state(self, camera: str, state: str, score: float | None) -> None:
+        self._announce(camera)
         self._retain(self.t(topic_name(camera), "state"), state)
 
     def status(self, camera: str, status: str, message: str) -> None:
+        self._announce(camera)
         self._retain(self.t(topic_name(camera), "status"), status)
+
+    def _announce(self, camera: str) -> None:
+        """Home Assistant MQTT discovery: one retained config per camera (once), so HA creates the entity."""
+        if self.s.discovery_prefix is None:
+            return
+        cam = topic_name(camera)
+        topic, payload = discovery_config(self.s, cam, self._model)
+        with self._retained_lock:
+            if topic in self._retained:
+                return
+        self._retain(topic, json.dumps(payload, separators=(",", ":")))
 
     def event(self, event: Mapping[str, Any]) -> None:
         self._put(self.t("events"), json.dumps(event, separators=(",", ":"), allow_nan=False))

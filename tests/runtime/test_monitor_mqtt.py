@@ -160,3 +160,34 @@ def test_a_broker_that_is_down_at_start_is_retried(tmp_path):
     finally:
         out.close()
         broker.stop()
+
+
+def test_home_assistant_discovery_announces_each_camera_once(broker):
+    import json
+
+    out = MqttOutput(MqttSettings.from_url(broker.url + "/fw", discovery_prefix="homeassistant"))
+    rec = Recorder(broker.port, "homeassistant/#")
+    try:
+        out.start({"model": "demo_model.onnx"})
+        assert out.connected.wait(30)
+        out.status("front door", "live", "")
+        out.state("front door", "REAL", 0.1)
+        out.state("front door", "FAKE", 0.9)
+        assert rec.wait_for(lambda m: len(m) >= 1, 30)
+        out.close()
+    finally:
+        rec.close()
+    assert len(rec.messages) == 1                        # once per camera, not once per state
+    topic, payload, _r = rec.messages[0]
+    assert topic == "homeassistant/binary_sensor/fakewatch_fw_front_door/deepfake/config"
+    cfg = json.loads(payload)
+    assert cfg["state_topic"] == "fw/front_door/state" and (cfg["payload_on"], cfg["payload_off"]) == ("FAKE", "REAL")
+    assert cfg["availability"][0] == {"topic": "fw/available"} and cfg["availability_mode"] == "all"
+    assert cfg["availability"][1]["topic"] == "fw/front_door/status"
+    assert cfg["device"]["model"] == "demo_model.onnx" and cfg["unique_id"] == "fakewatch_fw_front_door_deepfake"
+    # the templates HA will run: UNKNOWN -> 'None' (HA's unknown), any status but live -> offline
+    jinja2 = pytest.importorskip("jinja2")
+    render = lambda tpl, value: jinja2.Template(tpl).render(value=value)  # noqa: E731
+    assert [render(cfg["value_template"], v) for v in ("FAKE", "REAL", "UNKNOWN")] == ["FAKE", "REAL", "None"]
+    assert [render(cfg["availability"][1]["value_template"], v) for v in ("live", "stale", "reconnecting")] == \
+        ["online", "offline", "offline"]
