@@ -152,6 +152,11 @@ def plot(sr: dict[str, list], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _samples_text(samples: list[dict[str, Any]]) -> str:
+    """One scraped sample per line (a JSON list; NaN as in Prometheus' text format)."""
+    return "[\n" + ",\n".join(json.dumps(s, separators=(",", ":"), sort_keys=True) for s in samples) + "\n]\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -162,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     samples = run(a.duration, a.every)
     if len(samples) < 3:
         raise RuntimeError(f"only {len(samples)} /metrics samples: the run was too short")
-    (a.out / "samples.json").write_text(json.dumps(samples, indent=0, allow_nan=True))
+    (a.out / "samples.json").write_text(_samples_text(samples))
     sr = series(samples)
     import numpy as np
 

@@ -63,7 +63,7 @@ ALERT_SCHEMA: dict[str, Any] = {
                 ["stream", *_stream_status["required"]]),
         _record("source", {"stream": {"type": "string"},
                            "state": {"enum": ["connecting", "live", "reconnecting", "stale", "failed", "eof",
-                                                     "stopped"]},
+                                              "stopped"]},
                            "message": {"type": "string"}}, ["stream", "state", "message"]),
         _record("frame", {
             "stream": {"type": "string"}, "seq": {"type": "integer"}, "stream_time": _num, "state": _state,

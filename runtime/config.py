@@ -78,6 +78,7 @@ class CameraSettings(_Strict):
     enabled: bool = True
     detect: CameraDetect = Field(default_factory=CameraDetect)
     stale_after: float | None = Field(None, gt=0, description="seconds without a new frame before 'stale'")
+    max_retries: int | None = Field(None, ge=0, description="this camera's reconnects before 'failed'")
 
 
 class MqttConfig(_Strict):
@@ -91,6 +92,8 @@ class MqttConfig(_Strict):
     qos: Literal[0, 1, 2] = 1
     stats_interval: float = Field(60.0, gt=0, description="seconds between <prefix>/stats messages")
     outbox: int = Field(1000, ge=1, description="messages kept while the broker is away; more are dropped")
+    discovery: bool = Field(False, description="announce cameras to Home Assistant (MQTT discovery)")
+    discovery_prefix: str = "homeassistant"
 
     @field_validator("url")
     @classmethod
@@ -107,7 +110,8 @@ class MqttConfig(_Strict):
         from fakewatch.runtime.mqtt_output import MqttSettings
 
         pw = self.password.get_secret_value() if self.password is not None else None
-        kw: dict[str, Any] = {"client_id": self.client_id, "qos": self.qos, "outbox": self.outbox}
+        kw: dict[str, Any] = {"client_id": self.client_id, "qos": self.qos, "outbox": self.outbox,
+                              "discovery_prefix": self.discovery_prefix if self.discovery else None}
         if self.url is not None:
             if self.topic_prefix is not None:
                 kw["prefix"] = self.topic_prefix
@@ -317,9 +321,13 @@ def from_dict(raw: Mapping[str, Any], source: str = "config", env: Mapping[str, 
     problems: list[str] = []
     data = _substitute(copy.deepcopy(dict(raw)), os.environ if env is None else env, (), refs, problems)
     for path, value in dict(overrides).items():
-        node = data
+        node: Any = data
         for key in path[:-1]:
-            node = node.setdefault(key, {}) if isinstance(node.get(key), dict) or key not in node else node[key]
+            if node.get(key) is None:          # absent or `key: null` in the file: the flag creates the section
+                node[key] = {}
+            node = node[key]
+            if not isinstance(node, dict):     # the file's value is wrong; validation reports it
+                break
         if isinstance(node, dict):
             node[path[-1]] = value
             refs.pop(path, None)

@@ -92,9 +92,9 @@ class MetricsOutput(Output):
             self._camera(cam)
         try:
             self._server, self._thread = start_http_server(self.port, addr=self.host, registry=self.registry)
-        except OSError as e:
-            raise OSError(f"--metrics-port {self.port} on {self.host}: {e.strerror or e}; pick a free port "
-                          f"(0 = any)") from None
+        except OSError as e:       # RuntimeError: the CLI prints it as one line
+            raise RuntimeError(f"--metrics-port {self.port} on {self.host}: {e.strerror or e}; pick a free port "
+                               f"(0 = any)") from None
         self.port = self._server.server_address[1]
 
     def _camera(self, cam: str) -> None:

@@ -56,6 +56,7 @@ class MqttSettings:
     outbox: int = 1000
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 30.0
+    discovery_prefix: str | None = None     # e.g. "homeassistant": announce one binary_sensor per camera
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -96,6 +97,25 @@ class MqttSettings:
     __str__ = __repr__
 
 
+def discovery_config(s: MqttSettings, cam: str, model: str = "") -> tuple[str, dict[str, Any]]:
+    """(topic, payload) announcing ``cam`` to Home Assistant as a binary_sensor (device_class problem): on = FAKE,
+    off = REAL, unknown for UNKNOWN; unavailable while fakewatch is offline or the camera is not ``live``."""
+    node = re.sub(r"[^A-Za-z0-9_-]", "_", f"fakewatch_{s.prefix}_{cam}")
+    base = f"{s.prefix}/{cam}"
+    return (f"{s.discovery_prefix}/binary_sensor/{node}/deepfake/config", {
+        "name": "Deepfake", "unique_id": f"{node}_deepfake", "object_id": f"{node}_deepfake",
+        "state_topic": f"{base}/state", "payload_on": "FAKE", "payload_off": "REAL",
+        "value_template": "{{ value if value in ('FAKE', 'REAL') else 'None' }}",
+        "device_class": "problem", "qos": 1,
+        "availability_mode": "all",
+        "availability": [{"topic": f"{s.prefix}/available"},
+                         {"topic": f"{base}/status",
+                          "value_template": "{{ 'online' if value == 'live' else 'offline' }}"}],
+        "device": {"identifiers": [node], "name": f"fakewatch {cam}", "manufacturer": "fakewatch",
+                   "model": model or "deepfake detector"},
+    })
+
+
 class MqttOutput(Output):
     name = "mqtt"
 
@@ -114,6 +134,7 @@ class MqttOutput(Output):
         self._client: Any = None
         self._thread: threading.Thread | None = None
         self._last_info: Any = None
+        self._model = ""
 
     # ------------------------------------------------------------------ topics
     def t(self, *levels: str) -> str:
@@ -123,6 +144,7 @@ class MqttOutput(Output):
         import paho.mqtt.client as mqtt
 
         s = self.s
+        self._model = str(info.get("model", ""))
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=s.client_id or "", clean_session=True)
         if s.user is not None:
             c.username_pw_set(s.user, s.password)
@@ -174,7 +196,7 @@ class MqttOutput(Output):
         backlog: list = []
         while True:
             if self._resync.is_set() and self.connected.is_set():
-                backlog = self._resync_retained()
+                backlog = self._resync_retained(backlog)
             if backlog:
                 item = backlog.pop(0)
             else:
@@ -194,19 +216,24 @@ class MqttOutput(Output):
                 self.dropped += 1
                 continue
             if info.rc == mqtt.MQTT_ERR_SUCCESS or (info.rc == mqtt.MQTT_ERR_NO_CONN and qos > 0):
-                if retain:
+                if retain:                # (QoS>0 while away: paho keeps it and sends it after reconnecting)
                     self._sent[topic] = (self._session, payload)
-                self.published += 1          # QoS>0 while away: paho keeps it and sends it after reconnecting
+                self.published += 1
                 self._last_info = info
-            else:
+            else:                         # paho's queue is full (an outage's backlog still in flight)
                 self.dropped += 1
+                if retain:
+                    self._resync.set()    # the newest value goes out with the next resync
 
-    def _resync_retained(self) -> list:
+    def _resync_retained(self, backlog: list) -> list:
         """After a (re)connect: send the newest value of every retained topic (a broker restarted without
         persistence forgot them), except topics that still have queued changes, which follow in order (so the
-        broker never ends on an older value). Returns the queued items to send next."""
+        broker never ends on an older value). Returns the queued items to send next (``backlog`` first).
+        If paho's queue is still full of the outage's backlog, the rest is retried a moment later."""
+        import paho.mqtt.client as mqtt
+
         self._resync.clear()
-        queued = []
+        queued = list(backlog)
         while True:
             try:
                 queued.append(self._outbox.get_nowait())
@@ -217,16 +244,32 @@ class MqttOutput(Output):
             current = dict(self._retained)
         for topic, payload in current.items():
             if topic not in pending and self._sent.get(topic) != (self._session, payload):
-                self._client.publish(topic, payload, qos=1, retain=True)
+                if self._client.publish(topic, payload, qos=1, retain=True).rc != mqtt.MQTT_ERR_SUCCESS:
+                    self._resync.set()
+                    self._stop.wait(0.1)          # let in-flight messages drain before the retry
+                    break
                 self._sent[topic] = (self._session, payload)
         return queued
 
     # ------------------------------------------------------------------ Output hooks
     def state(self, camera: str, state: str, score: float | None) -> None:
+        self._announce(camera)
         self._retain(self.t(topic_name(camera), "state"), state)
 
     def status(self, camera: str, status: str, message: str) -> None:
+        self._announce(camera)
         self._retain(self.t(topic_name(camera), "status"), status)
+
+    def _announce(self, camera: str) -> None:
+        """Home Assistant MQTT discovery: one retained config per camera (once), so HA creates the entity."""
+        if self.s.discovery_prefix is None:
+            return
+        cam = topic_name(camera)
+        topic, payload = discovery_config(self.s, cam, self._model)
+        with self._retained_lock:
+            if topic in self._retained:
+                return
+        self._retain(topic, json.dumps(payload, separators=(",", ":")))
 
     def event(self, event: Mapping[str, Any]) -> None:
         self._put(self.t("events"), json.dumps(event, separators=(",", ":"), allow_nan=False))

@@ -46,10 +46,15 @@ def build_monitor(cfg: WatchFile, model: str, backend: str, cameras: Sequence[st
         from fakewatch.runtime.snapshots import ClipRecorder, SnapshotStore
 
         s = cfg.snapshots
-        snapshots = SnapshotStore(s.dir, quality=s.quality, keep=s.keep,
-                                  max_age_s=None if s.max_age_days is None else s.max_age_days * 86400.0)
-        if s.clip.enabled:
-            clips = ClipRecorder(s.dir, pre_s=s.clip.pre, post_s=s.clip.post, max_bytes=int(s.clip.max_mb * 2**20))
+        try:
+            snapshots = SnapshotStore(s.dir, quality=s.quality, keep=s.keep,
+                                      max_age_s=None if s.max_age_days is None else s.max_age_days * 86400.0)
+            if s.clip.enabled:
+                clips = ClipRecorder(s.dir, pre_s=s.clip.pre, post_s=s.clip.post,
+                                     max_bytes=int(s.clip.max_mb * 2**20))
+        except OSError as e:
+            raise RuntimeError(f"--snapshots {s.dir}: cannot use it ({e.strerror or e}); pass a writable "
+                               f"directory") from None
     stats_s = cfg.mqtt.stats_interval if cfg.mqtt is not None else 60.0
     return Monitor(outputs, model=model, backend=backend, snapshots=snapshots, clips=clips,
                    stats_interval_s=stats_s, cameras=cameras)

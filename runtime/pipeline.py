@@ -195,7 +195,7 @@ class Pipeline:
             self._update_target()
             self._emit(make_record("source", self._t(), stream=ev.source_id, state=ev.state, message=ev.message))
             if ev.state in ("reconnecting", "failed"):
-                self.stale.stale.discard(ev.source_id)     # the reader's own state says more than "stale" now
+                self.stale.clear(ev.source_id)
                 self._forget(ev.source_id, ev.state)
 
     def _forget(self, sid: str, why: str) -> None:

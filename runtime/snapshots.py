@@ -66,7 +66,7 @@ class SnapshotStore:
             raise ValueError(f"snapshots: keep must be >= 0 and max_age > 0 (got keep={self.keep}, "
                              f"max_age_s={self.max_age_s})")
         if self.directory.exists() and not self.directory.is_dir():
-            raise NotADirectoryError(f"--snapshots {self.directory}: exists and is not a directory")
+            raise ValueError(f"--snapshots {self.directory}: exists and is not a directory; pass a directory")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.saved = 0
         self.dropped = 0
@@ -121,8 +121,11 @@ class SnapshotStore:
             thick = max(2, round(max(image.shape[:2]) / 300))   # 2 px at least: JPEG chroma halves colour
             cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), BOX_COLOUR, thick)
             label = f"FAKE {score:.2f}"
-            cv2.putText(image, label, (x0, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, BOX_COLOUR,
-                        thick)
+            scale = max(0.35, max(image.shape[:2]) / 800)
+            (tw, th), _base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            y = y0 - 4 if y0 - 4 - th >= 0 else min(image.shape[0] - 2, y1 + th + 4)   # above the box, else below
+            cv2.putText(image, label, (max(0, min(x0, image.shape[1] - tw)), y), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        BOX_COLOUR, 1, cv2.LINE_AA)
             crop = frame[max(0, y0):y1, max(0, x0):x1]
         else:                                         # full-frame models: the crop is the frame
             crop = frame
@@ -180,7 +183,7 @@ class ClipRecorder:
         self.pre_s, self.post_s, self.max_bytes = pre_s, post_s, max_bytes
         self.clock = clock
         self.dropped = 0
-        self.written: list[str] = []
+        self.written: deque[str] = deque(maxlen=100)     # newest clip paths (bounded: runs last for weeks)
         self._rings: dict[str, deque[tuple[float, np.ndarray]]] = {}
         self._bytes: dict[str, int] = {}
         self._pending: dict[str, list[_Pending]] = {}

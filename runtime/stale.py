@@ -53,6 +53,10 @@ class StaleWatch:
                 out.append((sid, age, lim))
         return out
 
+    def clear(self, stream: str) -> None:
+        """The reader reported a state of its own (reconnecting, failed): that replaces "stale"."""
+        self.stale.discard(stream)
+
     def fresh(self, stream: str) -> bool:
         """A new frame arrived; True when the stream was stale until now (it has recovered)."""
         if stream in self.stale:

@@ -248,6 +248,11 @@ def _run_watch(args: argparse.Namespace) -> int:
     sources = [open_source(c.source, None if name in cli_names else name, **_source_opts(c.source, wanted))
                for name, c in cameras.items()]
     ids = [s.id for s in sources]
+    for src, cam in zip(sources, cameras.values()):
+        if cam.max_retries is not None:      # per camera; --max-retries / max_retries: is every other one's
+            from fakewatch.streams.backoff import Backoff
+
+            src.backoff = Backoff(max_retries=cam.max_retries)
 
     sinks = []
     if args.json:

@@ -77,7 +77,9 @@ class SourceGroup:
             seen[src.id] = n
             if n > 1:
                 src.id = f"{src.id}#{n}"
-        self._readers = [Reader(s, self._cond, self._stop, self._emit, self.backoff, random.Random(rng.random()))
+        # a source's own `backoff` attribute (a camera's max_retries from a config file) wins over the group's
+        self._readers = [Reader(s, self._cond, self._stop, self._emit, getattr(s, "backoff", None) or self.backoff,
+                                random.Random(rng.random()))
                          for s in self.sources]
 
     # -- lifecycle -------------------------------------------------------------------------------------------------

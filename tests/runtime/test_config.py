@@ -107,6 +107,10 @@ mqtt: {url: "mqtt://127.0.0.1:1883/fw"}
     # a flag given with its default value still overrides the file
     assert main(["watch", "--config", str(p), "--min-duration", "1.0", "--print-config"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["decision"]["min_duration"] == 1.0
+    # a section the file leaves null is created by its flag
+    (tmp_path / "null.yaml").write_text("metrics: null\nmqtt: null\n")
+    assert main(["watch", "--config", str(tmp_path / "null.yaml"), "--metrics-port", "9300", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["metrics"]["port"] == 9300
     # without a file the flags alone make the config
     assert main(["watch", "--print-config", "--stale-after", "5", "--max-retries", "2"]) == 0
     shown = yaml.safe_load(capsys.readouterr().out)
@@ -158,3 +162,14 @@ def test_merge_names_command_line_sources(tmp_path):
     cfg, _refs, names = merge_args(args, set(), env={})
     assert list(cfg.cameras) == ["demo", "demo-2", "cam_lan", "clip_1"]
     assert names == set(cfg.cameras)
+
+
+def test_unusable_outputs_are_one_line_errors(tmp_path, capsys):
+    from fakewatch.cli import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["watch", "--snapshots", str(afile), "--no-live", "--duration", "0.1"]) == 1
+    assert f"--snapshots {afile}: exists and is not a directory" in capsys.readouterr().err
+    assert main(["watch", "--snapshots", str(afile / "sub"), "--no-live", "--duration", "0.1"]) == 1
+    assert f"--snapshots {afile / 'sub'}: cannot use it" in capsys.readouterr().err

@@ -84,7 +84,7 @@ def test_port_in_use_is_one_clear_error():
     a.start({})
     try:
         b = MetricsOutput(a.port, "127.0.0.1")
-        with pytest.raises(OSError, match=f"--metrics-port {a.port} on 127.0.0.1: .*pick a free port"):
+        with pytest.raises(RuntimeError, match=f"--metrics-port {a.port} on 127.0.0.1: .*pick a free port"):
             b.start({})
     finally:
         a.close()

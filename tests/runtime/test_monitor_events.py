@@ -165,7 +165,7 @@ def test_clip_holds_pre_and_post_frames_and_is_bounded(tmp_path):
             clips.add(FrameView("cam", i, image(), [], [], "FAKE", 0.9, {}, t[0]))
     finally:
         clips.close()
-    assert clips.written == [path]
+    assert list(clips.written) == [path]
     cap = cv2.VideoCapture(path)
     n = 0
     while cap.read()[0]:

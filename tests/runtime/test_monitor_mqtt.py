@@ -130,3 +130,64 @@ def test_broker_outage_never_blocks_and_recovery_republishes_state(broker):
         assert retained == {"fw/cam/state": "FAKE", "fw/available": "online"}
     finally:
         out.close()
+
+
+def test_a_broker_that_is_down_at_start_is_retried(tmp_path):
+    broker = Broker(tmp_path)                        # not started yet: nothing listens on its port
+    out = MqttOutput(MqttSettings(host="127.0.0.1", port=broker.port, prefix="fw", reconnect_min_s=1,
+                                  reconnect_max_s=2))
+    out.start({})                                    # returns at once: connect_async
+    try:
+        out.status("cam", "live", "")
+        out.state("cam", "REAL", 0.1)                # kept as the newest retained values meanwhile
+        out.state("cam", "FAKE", 0.9)
+        assert not out.connected.is_set()
+        broker.start()
+        assert out.connected.wait(60), "never connected"
+        want = {"fw/available": "online", "fw/cam/status": "live", "fw/cam/state": "FAKE"}
+        rec = Recorder(broker.port, "fw/#")           # live or retained, whichever comes first
+        try:
+            assert rec.wait_for(lambda m: set(want.items()) <= {(t, p) for t, p, _r in m}, 30), rec.messages
+        finally:
+            rec.close()
+        late = Recorder(broker.port, "fw/#")          # and now retained on the broker
+        try:
+            assert late.wait_for(lambda m: len({t for t, _p, r in m if r}) >= 3, 30), late.messages
+            retained = {t: p for t, p, r in late.messages if r}
+        finally:
+            late.close()
+        assert retained == want
+    finally:
+        out.close()
+        broker.stop()
+
+
+def test_home_assistant_discovery_announces_each_camera_once(broker):
+    import json
+
+    out = MqttOutput(MqttSettings.from_url(broker.url + "/fw", discovery_prefix="homeassistant"))
+    rec = Recorder(broker.port, "homeassistant/#")
+    try:
+        out.start({"model": "demo_model.onnx"})
+        assert out.connected.wait(30)
+        out.status("front door", "live", "")
+        out.state("front door", "REAL", 0.1)
+        out.state("front door", "FAKE", 0.9)
+        assert rec.wait_for(lambda m: len(m) >= 1, 30)
+        out.close()
+    finally:
+        rec.close()
+    assert len(rec.messages) == 1                        # once per camera, not once per state
+    topic, payload, _r = rec.messages[0]
+    assert topic == "homeassistant/binary_sensor/fakewatch_fw_front_door/deepfake/config"
+    cfg = json.loads(payload)
+    assert cfg["state_topic"] == "fw/front_door/state" and (cfg["payload_on"], cfg["payload_off"]) == ("FAKE", "REAL")
+    assert cfg["availability"][0] == {"topic": "fw/available"} and cfg["availability_mode"] == "all"
+    assert cfg["availability"][1]["topic"] == "fw/front_door/status"
+    assert cfg["device"]["model"] == "demo_model.onnx" and cfg["unique_id"] == "fakewatch_fw_front_door_deepfake"
+    # the templates HA will run: UNKNOWN -> 'None' (HA's unknown), any status but live -> offline
+    jinja2 = pytest.importorskip("jinja2")
+    render = lambda tpl, value: jinja2.Template(tpl).render(value=value)  # noqa: E731
+    assert [render(cfg["value_template"], v) for v in ("FAKE", "REAL", "UNKNOWN")] == ["FAKE", "REAL", "None"]
+    assert [render(cfg["availability"][1]["value_template"], v) for v in ("live", "stale", "reconnecting")] == \
+        ["online", "offline", "offline"]

@@ -139,10 +139,23 @@ def test_max_retries_makes_a_dead_live_source_fail(bright_onnx):
     assert "gave up after 1 retries" in next(r["message"] for r in out.recs if r.get("state") == "failed")
 
 
-def test_cli_exits_2_when_every_source_failed(tmp_path, bright_onnx, capsys):
+def test_cli_exits_3_when_every_source_failed(tmp_path, bright_onnx, capsys):
     from fakewatch.cli import main
 
     rc = main(["watch", "rtsp://127.0.0.1:9/none", "--model", str(bright_onnx), "--max-retries", "0",
                "--no-live", "--duration", "120"])
     err = capsys.readouterr().err
     assert rc == EXIT_ALL_SOURCES_FAILED and "every source failed" in err
+
+
+def test_a_camera_can_have_its_own_max_retries(bright_onnx):
+    from fakewatch.streams.backoff import Backoff
+
+    out = Records()
+    strict = Dead("strict")
+    strict.backoff = Backoff(initial_s=0.01, max_retries=0)     # what `cameras.strict.max_retries: 0` sets
+    Pipeline([strict, Dead("patient")], load_runner(bright_onnx), WatchConfig(max_retries=2, duration_s=120),
+             sinks=[out]).run()
+    states = [(r["stream"], r["state"]) for r in out.recs if r["type"] == "source"]
+    assert [st for c, st in states if c == "strict"] == ["connecting", "failed"]
+    assert [st for c, st in states if c == "patient"] == ["connecting", "reconnecting", "reconnecting", "failed"]
