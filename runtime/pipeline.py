@@ -31,9 +31,9 @@ from fakewatch.runtime.face_detectors import close_detector, make_detector
 from fakewatch.runtime.roi_stage import Prepared, RoiStage
 from fakewatch.runtime.tracking import FaceTracks, TrackConfig, Track
 
-#: detect every K frames by default: the largest K whose tracked crops stayed within IoU 0.90 (mean) / 0.75 (5th
+#: detect every K frames by default: the largest K whose tracked crops stayed within IoU 0.94 (mean) / 0.85 (5th
 #: percentile) of per-frame detection on real footage (benchmarks/results/face_roi/detect_every.md)
-DEFAULT_DETECT_EVERY = 6
+DEFAULT_DETECT_EVERY = 3
 from fakewatch.runtime.latency import LatencyTracker, format_summary
 
 
