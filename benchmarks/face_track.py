@@ -4,7 +4,8 @@ For each clip the detector runs once per frame (it is deterministic, so detectin
 reading every K-th result); the tracker then replays the clip for each K. Per K: the classifier's crop box (face box
 grown by the model's margin) compared with the crop from that frame's own detection (IoU: mean, 5th percentile),
 frames with a face, track-id changes of the main face, and the detector's share of frames. The chosen K is the largest
-whose crops stay at mean IoU >= 0.90 and 5th percentile >= 0.75 on every clip without id changes.
+whose crops stay at mean IoU >= 0.94 and 5th percentile >= 0.85 on every clip without id changes (why these bars:
+see MEAN_IOU below).
 
     python -m fakewatch.benchmarks.face_track     # -> benchmarks/results/face_roi/detect_every.{json,md,png}
 """
@@ -23,7 +24,11 @@ from fakewatch.core.blazeface import iou_one_to_many
 from fakewatch.core.roi import expand_box
 
 KS = (1, 2, 3, 4, 5, 6, 8, 10, 15)
-MEAN_IOU, P5_IOU = 0.90, 0.75
+# Crop IoU alone is not the whole story: the demo classifier (trained on Haar crops of one clip) flips real frames to
+# fake when crops drift. On the live demo stream (tests/training/test_training_demo_e2e.py's run) frame decisions
+# agreed with the truth on 88.6 % of frames at K=6 (crop IoU 0.90), 94.2 % at K=3 (0.94) and 95.1 % at K=2, vs 95.8 %
+# with Haar on every frame; so the bar is mean >= 0.94 and 5th percentile >= 0.85.
+MEAN_IOU, P5_IOU = 0.94, 0.85
 OUT = Path("benchmarks") / "results" / "face_roi"
 
 

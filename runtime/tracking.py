@@ -24,9 +24,9 @@ from fakewatch.core.blazeface import iou_one_to_many
 from fakewatch.core.roi import Box, Detection, FaceDetector, expand_box
 
 
-#: detect every K frames by default: the largest K whose tracked crops stayed within IoU 0.90 (mean) / 0.75 (5th
+#: detect every K frames by default: the largest K whose tracked crops stayed within IoU 0.94 (mean) / 0.85 (5th
 #: percentile) of per-frame detection on real footage (benchmarks/results/face_roi/detect_every.md)
-DEFAULT_DETECT_EVERY = 6
+DEFAULT_DETECT_EVERY = 3
 
 
 @dataclass(frozen=True)

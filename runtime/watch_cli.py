@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(close faces, ~4x cheaper), haar (OpenCV cascade), yunet:PATH (cv2.FaceDetectorYN), or a "
                         "face_boxes model file, e.g. a TensorRT plan of blazeface_full.onnx")
     r.add_argument("--detect-every", type=int, default=None,
-                   help="run the face detector every K frames per stream and track faces in between (default 6, "
+                   help="run the face detector every K frames per stream and track faces in between (default 3, "
                         "chosen in benchmarks/results/face_roi/detect_every.md)")
     r.add_argument("--hold", type=float, default=0.5, help="keep face boxes this many seconds when detection misses")
     r.add_argument("--max-faces", type=int, default=4, help="faces scored per frame (max over them)")

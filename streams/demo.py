@@ -74,13 +74,52 @@ def load_clip(path: str) -> tuple[tuple[np.ndarray, ...], float]:
     return tuple(frames), fps
 
 
+def _boxes_cache(path: str, angles: tuple[float, ...]) -> Path:
+    """Disk cache of the clip's face boxes, keyed by the clip file and the detector's angles: the Haar pass over the
+    clip takes seconds on a busy CPU, and a demo stream should go live at once every time after the first."""
+    import hashlib
+    import os
+
+    import cv2
+
+    st = Path(path).stat()
+    key = hashlib.sha1(f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{angles}|{cv2.__version__}".encode()
+                       ).hexdigest()[:16]
+    root = Path(os.environ.get("FAKEWATCH_CACHE") or Path.home() / ".cache" / "fakewatch")
+    return root / "demo" / f"face_boxes_{key}.json"
+
+
 @functools.lru_cache(maxsize=2)
 def clip_face_boxes(path: str) -> tuple[tuple[int, int, int, int], ...]:
-    """One face box (x0, y0, x1, y1) per clip frame, detected once; misses take the nearest detected frame's box."""
+    """One face box (x0, y0, x1, y1) per clip frame, detected once (cached on disk); misses take the nearest
+    detected frame's box."""
+    import json
+
+    from fakewatch.core.roi import HaarFaceDetector
+
+    frames, _fps = load_clip(path)
+    cache = _boxes_cache(path, HaarFaceDetector.DEFAULT_ANGLES)
+    try:
+        boxes = tuple(tuple(int(v) for v in b) for b in json.loads(cache.read_text()))
+        if len(boxes) == len(frames) and all(len(b) == 4 for b in boxes):
+            return boxes
+    except (OSError, ValueError, TypeError):
+        pass
+    boxes = _detect_clip_boxes(frames)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + ".tmp")
+        tmp.write_text(json.dumps([list(b) for b in boxes]))
+        tmp.replace(cache)
+    except OSError:
+        pass   # a read-only home: detect again next time
+    return boxes
+
+
+def _detect_clip_boxes(frames) -> tuple[tuple[int, int, int, int], ...]:
     from fakewatch.core.roi import HaarFaceDetector
     from fakewatch.core.sbi import central_box
 
-    frames, _fps = load_clip(path)
     det = HaarFaceDetector()
     found: dict[int, tuple[int, int, int, int]] = {}
     for k, frame in enumerate(frames):

