@@ -105,7 +105,7 @@ def serve(cfg: ServeConfig, stop: threading.Event | None = None) -> None:
     """Start Triton with ``cfg.model`` bound, block until ``stop`` is set (SIGINT/SIGTERM set it), shut down."""
     import numpy as np
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
-    from pytriton.triton import Triton, TritonConfig
+    from pytriton.triton import DEFAULT_PROTECTED_ENDPOINTS, Triton, TritonConfig, TritonSecurityConfig
 
     from fakewatch.runtime.backends import load_runner
 
@@ -120,7 +120,9 @@ def serve(cfg: ServeConfig, stop: threading.Event | None = None) -> None:
     os.environ.update(stub_environment())   # the tritonserver process and its stubs inherit this
     # not `with Triton()`: entering it starts the server, and a model bound to a running server loads at once,
     # before the contract could be added to its config
-    triton = Triton(config=triton_cfg)
+    # statistics stay readable (as on a stock tritonserver): clients report the server's queue/compute times
+    security = TritonSecurityConfig(restricted_endpoints=[e for e in DEFAULT_PROTECTED_ENDPOINTS if e != "statistics"])
+    triton = Triton(config=triton_cfg, security_config=security)
     try:
         triton.bind(model_name=cfg.name, infer_func=[_infer_function(r, spec) for r in runners],
                     inputs=[Tensor(name=spec.input_name, dtype=np.float32, shape=(3, *spec.input_size))],
