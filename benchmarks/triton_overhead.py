@@ -141,7 +141,10 @@ def run(model: Path, batch: int, rounds: int, seconds: float, python: str, out: 
     from fakewatch.runtime.backends.triton_runner import TritonRunner
 
     out.mkdir(parents=True, exist_ok=True)
-    server = _Server(model, python, max(batch, 8), delay_us, out / "serve.log")
+    import tempfile
+
+    log = Path(tempfile.gettempdir()) / f"fakewatch-triton-bench-{os.getpid()}.log"   # server log, not a result
+    server = _Server(model, python, max(batch, 8), delay_us, log)
     try:
         server.wait_ready()
         url = f"grpc://127.0.0.1:{server.grpc}"
