@@ -218,7 +218,7 @@ def write(res: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 3.8))
-    names = [r["mode"] for r in res["rows"]]
+    names = [r["mode"].replace(", ", "\n") for r in res["rows"]]
     ax.bar(names, [r["img_s_median"] for r in res["rows"]], color=["#777", "#999", "#2a7", "#16a"],
            label=f"EfficientNet-{res['variant']} {res['precision']}")
     ax.set_ylabel("images / s (median)")
