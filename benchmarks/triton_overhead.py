@@ -51,15 +51,17 @@ def _free_ports(n: int) -> list[int]:
 class _Server:
     """``fakewatch serve`` in its own process group, stopped on exit."""
 
-    def __init__(self, model: Path, python: str, max_batch: int, delay_us: int, log: Path) -> None:
-        self.grpc, self.http, self.metrics = _free_ports(3)
+    def __init__(self, model: Path, python: str, max_batch: int, delay_us: int, log: Path,
+                 ports: tuple[int, int, int] | None = None) -> None:
+        self.grpc, self.http, self.metrics = ports or _free_ports(3)
         cmd = [sys.executable, "-m", "fakewatch", "serve", str(model), "--name", "bench", "--python", python,
                "--grpc-port", str(self.grpc), "--http-port", str(self.http), "--metrics-port", str(self.metrics),
                "--max-batch", str(max_batch), "--max-queue-delay-us", str(delay_us)]
-        self.log = open(log, "wb")
+        self.log = open(log, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def wait_ready(self, timeout_s: float = 180) -> None:
+    def wait_ready(self, timeout_s: float = 180) -> float:
+        """Blocks until the model is ready; returns that wall-clock time."""
         import tritonclient.grpc as grpcclient
 
         client = grpcclient.InferenceServerClient(f"127.0.0.1:{self.grpc}")
@@ -70,7 +72,7 @@ class _Server:
             try:
                 if client.is_model_ready("bench", client_timeout=2.0):
                     client.close()
-                    return
+                    return time.time()
             except Exception:
                 pass
             time.sleep(0.25)
@@ -79,6 +81,13 @@ class _Server:
     def metrics_text(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics}/metrics", timeout=10) as r:
             return r.read().decode()
+
+    def kill(self) -> None:
+        """SIGKILL the server's whole process group: a crash, not a clean stop."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+        self.log.close()
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -211,6 +211,6 @@ def _run_watch(args: argparse.Namespace) -> int:
         for s, h in previous.items():
             signal.signal(s, h)
     print(summary.text(), file=sys.stderr)
-    if getattr(runner, "server_timing", None):   # Triton's own queue/compute statistics for the model
+    if (getattr(runner, "server_timing", None) or {}).get("requests"):   # Triton's own queue/compute statistics
         print(f"  server: {json.dumps(runner.server_timing)}", file=sys.stderr)
     return 0

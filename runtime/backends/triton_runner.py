@@ -228,7 +228,7 @@ class TritonRunner(Runner):
             self._retry_at = 0.0
 
     # ------------------------------------------------------------------ server-side timing
-    def fetch_server_timing(self) -> dict[str, float]:
+    def fetch_server_timing(self) -> dict[str, float | None]:
         """Triton's own cumulative statistics for this model: mean queue and compute ms per request/execution."""
         stats = self._client.get_inference_statistics(self.model, as_json=True, client_timeout=self.timeout_s)
         entry = (stats.get("model_stats") or [{}])[0]
@@ -237,7 +237,7 @@ class TritonRunner(Runner):
         def ms(key: str) -> float:
             part = inf.get(key, {})
             n = int(part.get("count", 0) or 0)
-            return round(int(part.get("ns", 0) or 0) / n / 1e6, 3) if n else float("nan")
+            return round(int(part.get("ns", 0) or 0) / n / 1e6, 3) if n else None
 
         return {"requests": int(inf.get("success", {}).get("count", 0) or 0),
                 "executions": int(entry.get("execution_count", 0) or 0),
