@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout   # a builtin TimeoutError only from 3.11
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,7 +190,7 @@ class TritonRunner(Runner):
         fut = self.infer_async(batch)
         try:
             return fut.result(timeout=self.timeout_s + 1.0), None
-        except TimeoutError:
+        except (FutureTimeout, TimeoutError):
             raise self._failed(TimeoutError(f"no answer in {self.timeout_s:g} s")) from None
 
     # ------------------------------------------------------------------ failures and recovery
