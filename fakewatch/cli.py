@@ -18,6 +18,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("export", "fakewatch.export.cli"),
     ("engine", "fakewatch.export.engine_cli"),
     ("watch", "fakewatch.runtime.watch_cli"),
+    ("serve", "fakewatch.runtime.serve_cli"),
     ("probe", "fakewatch.streams.cli"),
     ("bench", "fakewatch.benchmarks.cli"),
 )

@@ -12,6 +12,7 @@ is set (Ctrl-C / SIGTERM in the CLI), ``duration_s`` has passed, or every source
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -24,7 +25,7 @@ from fakewatch.core.contract import ModelSpec
 from fakewatch.core.metrics import sigmoid
 from fakewatch.core.roi import Box
 from fakewatch.runtime.alerts import Sink, make_record
-from fakewatch.runtime.backends.base import Runner
+from fakewatch.runtime.backends.base import BackendUnavailable, Runner
 from fakewatch.runtime.batcher import AUTO_BATCH_CAP, Batch, Batcher, default_max_wait_ms
 from fakewatch.runtime.decision import Decision, DecisionConfig, StreamDecider
 from fakewatch.runtime.face_detectors import close_detector, make_detector
@@ -173,6 +174,8 @@ class Pipeline:
         self._t0 = 0.0
         self.batcher: Batcher | None = None
         self.max_wait_ms: float | None = None
+        self.backend_failures = 0                # batches lost to BackendUnavailable (remote server down)
+        self._backend_ok = True
 
     # ------------------------------------------------------------------ records
     def _t(self) -> float:
@@ -263,7 +266,16 @@ class Pipeline:
             item.frame.stamp("batch", batch.closed_ts)
         probs = np.empty(0)
         if batch.rows:
-            logits = self._infer_device(batch) if self.device_input else self.runner.infer(batch.inputs)
+            try:
+                logits = self._infer_device(batch) if self.device_input else self.runner.infer(batch.inputs)
+            except BackendUnavailable as exc:
+                # a remote server is down: these frames are never recorded, so they count as dropped (seq gaps)
+                self.backend_failures += 1
+                if self.backend_failures == 1 or self._backend_ok:
+                    print(f"fakewatch watch: {exc}", file=sys.stderr)
+                self._backend_ok = False
+                return
+            self._backend_ok = True
             t_inf = self.clock()
             probs = sigmoid(logits[:, 0])
             self.batch_sizes[batch.rows] += 1

@@ -42,6 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=tuple(BACKENDS), default=None,
                    help="inference backend (default: picked from the model's type; an INT8 model quantized with "
                         "--target openvino runs on openvino when it is installed)")
+    p.add_argument("--triton-url", default="grpc://127.0.0.1:8001", metavar="grpc://HOST:PORT",
+                   help="--backend triton: the Triton server's gRPC endpoint (default grpc://127.0.0.1:8001)")
+    p.add_argument("--triton-model", default="deepfake", metavar="NAME",
+                   help="--backend triton: model name on the server; its config carries the contract, so no --model "
+                        "is needed (default deepfake)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                    help="onnxruntime/torch device (default: auto for onnxruntime, cpu for torch and openvino)")
     p.add_argument("--threads", type=int, default=0,
@@ -216,8 +221,17 @@ def _run_watch(args: argparse.Namespace) -> int:
     if args.max_wait_ms is not None and args.max_wait_ms < 0:
         raise ValueError(f"--max-wait-ms must be >= 0, got {args.max_wait_ms}")
     window, unit = parse_window(args.window)
-    model = resolve_model(args.model)
-    backend = args.backend or artifact_backend(model)
+    if args.backend == "triton":
+        from fakewatch.runtime.backends.triton_runner import TritonRunner
+
+        if args.model is not None or args.device or args.threads or args.streams:
+            raise ValueError("--backend triton runs the model on the Triton server: drop --model/--device/--threads/"
+                             "--streams (the server's config decides them), pass --triton-url and --triton-model")
+        runner = TritonRunner.connect(args.triton_url, args.triton_model)
+        model, backend = runner.artifact, "triton"
+    else:
+        model = resolve_model(args.model)
+        backend = args.backend or artifact_backend(model)
     runner_opts: dict[str, Any] = {}
     if args.device is not None:
         runner_opts["device"] = args.device
@@ -228,7 +242,8 @@ def _run_watch(args: argparse.Namespace) -> int:
             raise ValueError(f"--streams applies to the {' and '.join(STREAMS_BACKENDS)} backends; {model} runs on "
                              f"{backend}")
         runner_opts["streams"] = args.streams if args.streams == "auto" else _int_arg("--streams", args.streams)
-    runner = load_runner(model, backend, **runner_opts)
+    if backend != "triton":
+        runner = load_runner(model, backend, **runner_opts)
     check_watchable(runner.spec, model)
     spec = runner.spec
     enter = spec.threshold + 0.1 if args.enter is None else args.enter
@@ -296,6 +311,8 @@ def _run_watch(args: argparse.Namespace) -> int:
         for s, h in previous.items():
             signal.signal(s, h)
     print(summary.text(), file=sys.stderr)
+    if (getattr(runner, "server_timing", None) or {}).get("requests"):   # Triton's own queue/compute statistics
+        print(f"  server: {json.dumps(runner.server_timing)}", file=sys.stderr)
     if summary.all_sources_failed:     # a monitor that watched nothing must not look like a success to systemd/CI
         why = "; ".join(f"{sid}: {msg}" for sid, msg in summary.failed_sources().items())
         print(f"fakewatch watch: error: every source failed ({why}); check the URLs/paths with "

@@ -18,19 +18,22 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fakewatch.core.contract import ContractError, ModelSpec, load_spec, read_sidecar, read_sidecar_doc, sidecar_path
-from fakewatch.runtime.backends.base import BackendError, Runner
+from fakewatch.runtime.backends.base import BackendError, BackendUnavailable, Runner
 
 BACKENDS: dict[str, str] = {
     "onnxruntime": "fakewatch.runtime.backends.onnxruntime_runner:OnnxRuntimeRunner",
     "torch": "fakewatch.runtime.backends.torch_runner:TorchRunner",
     "tensorrt": "fakewatch.runtime.backends.tensorrt_runner:TensorRTRunner",
     "openvino": "fakewatch.runtime.backends.openvino_runner:OpenVINORunner",
+    # remote: no artifact here, the contract comes from the server (TritonRunner.connect, --triton-url)
+    "triton": "fakewatch.runtime.backends.triton_runner:TritonRunner",
 }
 
 #: backend -> how to get it (each backend's name is also the module it needs)
 _INSTALL: dict[str, str] = {"onnxruntime": "pip install fakewatch", "torch": "pip install 'fakewatch[export]'",
                             "tensorrt": "TensorRT >= 10 and pip install 'fakewatch[tensorrt]'",
-                            "openvino": "pip install 'fakewatch[openvino]'"}
+                            "openvino": "pip install 'fakewatch[openvino]'",
+                            "triton": "pip install 'fakewatch[triton]'"}
 
 
 # ----------------------------------------------------------------------------- content sniffing
@@ -184,5 +187,5 @@ def load_runner(artifact: str | Path, backend: str | None = None, **opts: Any) -
     return runner_class(backend)(path, spec, **opts)
 
 
-__all__ = ["ARTIFACT_TYPES", "BACKENDS", "ArtifactType", "BackendError", "Runner", "artifact_backend",
+__all__ = ["ARTIFACT_TYPES", "BACKENDS", "ArtifactType", "BackendError", "BackendUnavailable", "Runner", "artifact_backend",
            "default_backend", "detect_artifact", "load_runner", "runner_class"]

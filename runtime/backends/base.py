@@ -79,3 +79,10 @@ class Runner(abc.ABC):
 
     @abc.abstractmethod
     def deactivate_impl(self) -> None: ...
+
+
+class BackendUnavailable(BackendError):
+    """A remote backend (Triton) is unreachable for now; the batch is lost but the runner retries by itself.
+
+    The pipeline counts the batch's frames as dropped and keeps running; every other BackendError stops it.
+    """

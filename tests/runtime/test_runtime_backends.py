@@ -25,7 +25,7 @@ def test_import_runtime_is_light():
 
 
 def test_tables_cover_the_briefing():
-    assert set(BACKENDS) == {"onnxruntime", "torch", "tensorrt", "openvino"}
+    assert set(BACKENDS) == {"onnxruntime", "torch", "tensorrt", "openvino", "triton"}
     assert [k.name for k in ARTIFACT_TYPES] == ["tensorrt-plan", "onnx", "torch-checkpoint"]
 
 

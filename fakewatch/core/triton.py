@@ -1,0 +1,137 @@
+"""Triton Inference Server facts shared by the repository exporter, the ``triton`` backend and ``fakewatch serve``.
+
+Pure Python (no tritonclient import): how the fakewatch contract rides in a model config's ``parameters``, the
+ONNX/numpy -> Triton data-type names, URL parsing, and reading a contract back out of a config fetched from a
+server (``get_model_config(..., as_json=True)``).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from fakewatch.core.contract import ContractError, ModelSpec
+
+#: the config ``parameters`` key holding the full contract JSON (the same key as in ONNX metadata)
+SPEC_PARAMETER = "fakewatch.spec"
+
+#: numpy dtype name -> Triton config data_type / wire datatype
+TRITON_DTYPES: dict[str, tuple[str, str]] = {
+    "float32": ("TYPE_FP32", "FP32"),
+    "float16": ("TYPE_FP16", "FP16"),
+    "int8": ("TYPE_INT8", "INT8"),
+    "uint8": ("TYPE_UINT8", "UINT8"),
+}
+
+DEFAULT_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
+
+
+class TritonContractError(ContractError):
+    """A Triton model config lacks the fakewatch contract or disagrees with it."""
+
+
+@dataclass(frozen=True)
+class TritonUrl:
+    """``grpc://host:port`` (the only scheme the ``triton`` backend speaks) split into parts."""
+
+    host: str
+    port: int
+
+    @property
+    def target(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"grpc://{self.target}"
+
+
+def parse_triton_url(text: str) -> TritonUrl:
+    """``grpc://host:8001``, ``host:8001`` or ``host`` (port 8001) -> :class:`TritonUrl`."""
+    m = re.fullmatch(r"(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9a-fA-F:]+\]|[^:/\s]+)(?::(?P<port>\d+))?/?",
+                     str(text).strip())
+    if not m:
+        raise ValueError(f"--triton-url {text!r}: expected grpc://HOST:PORT (e.g. grpc://127.0.0.1:8001)")
+    scheme = m.group("scheme") or "grpc"
+    if scheme != "grpc":
+        hint = " (8000 is Triton's HTTP port; the gRPC port is 8001)" if scheme == "http" else ""
+        raise ValueError(f"--triton-url {text!r}: the triton backend speaks gRPC only; use grpc://HOST:PORT{hint}")
+    port = int(m.group("port") or DEFAULT_PORTS["grpc"])
+    if not 0 < port < 65536:
+        raise ValueError(f"--triton-url {text!r}: port {port} is out of range")
+    return TritonUrl(m.group("host"), port)
+
+
+def spec_parameters(spec: ModelSpec) -> dict[str, str]:
+    """The config ``parameters`` (string values) that carry ``spec``: the whole contract plus readable keys."""
+    return {SPEC_PARAMETER: spec.to_json(indent=None), "fakewatch.variant": spec.variant,
+            "fakewatch.precision": spec.precision, "fakewatch.threshold": repr(float(spec.threshold))}
+
+
+def _parameter(config: Mapping[str, Any], key: str) -> str | None:
+    params = config.get("parameters") or {}
+    value = params.get(key)
+    if isinstance(value, Mapping):
+        return value.get("string_value")
+    return value if isinstance(value, str) else None
+
+
+def spec_from_config(config: Mapping[str, Any], where: str = "Triton model") -> ModelSpec:
+    """The contract carried in a model config (JSON form, as ``get_model_config(as_json=True)['config']``).
+
+    Checks that the config's input/output names and dims agree with it, so a client never sends a tensor the
+    server would reject.
+    """
+    raw = _parameter(config, SPEC_PARAMETER)
+    if raw is None:
+        raise TritonContractError(
+            f"{where}: its config has no {SPEC_PARAMETER!r} parameter, so fakewatch does not know how to preprocess "
+            f"for it or read its output. Serve it with `fakewatch serve MODEL` or export the repository with "
+            f"`fakewatch export triton MODEL -o REPO`, which write the contract into the config")
+    spec = ModelSpec.from_json(raw, where=f"{where} config parameter {SPEC_PARAMETER}")
+    inputs = {t.get("name"): t for t in config.get("input", [])}
+    outputs = {t.get("name"): t for t in config.get("output", [])}
+    if spec.input_name not in inputs or spec.output_name not in outputs:
+        raise TritonContractError(f"{where}: contract names input {spec.input_name!r} / output {spec.output_name!r} "
+                                  f"but the config has inputs {list(inputs)} and outputs {list(outputs)}")
+    dims = [int(d) for d in inputs[spec.input_name].get("dims", [])]
+    if dims != [3, *spec.input_size]:
+        raise TritonContractError(f"{where}: config input dims {dims} disagree with the contract "
+                                  f"[3, {spec.input_size[0]}, {spec.input_size[1]}]")
+    return spec
+
+
+def max_batch_size(config: Mapping[str, Any]) -> int:
+    return int(config.get("max_batch_size", 0) or 0)
+
+
+def input_wire_dtype(config: Mapping[str, Any], name: str) -> str:
+    """The wire datatype (``FP32``) of input ``name`` in a JSON model config."""
+    for t in config.get("input", []):
+        if t.get("name") == name:
+            cfg_type = t.get("data_type", "TYPE_FP32")
+            for config_type, wire in TRITON_DTYPES.values():
+                if config_type == cfg_type:
+                    return wire
+            raise TritonContractError(f"input {name!r} has data_type {cfg_type}; fakewatch sends "
+                                      f"{', '.join(c for c, _ in TRITON_DTYPES.values())}")
+    raise TritonContractError(f"no input {name!r} in the model config")
+
+
+def parse_metrics(text: str) -> dict[tuple[str, str], float]:
+    """Prometheus text from Triton's ``/metrics`` -> {(metric name, model label): value} (model-labelled series
+    only; the per-GPU and per-process gauges are skipped)."""
+    out: dict[tuple[str, str], float] = {}
+    for line in text.splitlines():
+        m = re.match(r'^(nv_[a-z_]+)\{([^}]*)\}\s+([-+0-9.eE]+|NaN)$', line.strip())
+        if not m:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+        if "model" in labels:
+            key = (m.group(1), labels["model"])
+            out[key] = out.get(key, 0.0) + float(m.group(3))
+    return out
+
+
+__all__ = ["DEFAULT_PORTS", "SPEC_PARAMETER", "TRITON_DTYPES", "TritonContractError", "TritonUrl",
+           "input_wire_dtype", "max_batch_size", "parse_metrics", "parse_triton_url", "spec_from_config",
+           "spec_parameters"]

@@ -1,0 +1,246 @@
+"""Triton Inference Server backend: batches go over gRPC to a (shared, remote) Triton server.
+
+The contract comes from the server's model config (``parameters['fakewatch.spec']``, written by
+``fakewatch export triton`` and ``fakewatch serve``), so a client needs no local model file:
+``fakewatch watch --backend triton --triton-url grpc://gpu-host:8001 --triton-model deepfake``.
+
+Requests are asynchronous (``async_infer``): the calling thread waits on an event with the GIL released, the reader
+threads keep decoding, and :meth:`TritonRunner.infer_async` lets a caller keep several batches in flight. A server
+that is down or restarting does not stop a run: the failed batch raises :class:`BackendUnavailable` (the pipeline
+counts its frames as dropped), the runner waits a growing backoff (0.2 s doubling to 1 s) before trying a fresh
+connection, and every outage is recorded in :attr:`TritonRunner.outages`.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout   # a builtin TimeoutError only from 3.11
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fakewatch.core.contract import ModelSpec
+from fakewatch.core.triton import TritonUrl, input_wire_dtype, max_batch_size, parse_triton_url, spec_from_config
+from fakewatch.runtime.backends.base import BackendError, BackendUnavailable, Runner
+
+#: gRPC status codes that mean "the request itself is wrong": retrying cannot help
+_FATAL_STATUS = ("StatusCode.INVALID_ARGUMENT", "StatusCode.UNIMPLEMENTED", "StatusCode.PERMISSION_DENIED",
+                 "StatusCode.UNAUTHENTICATED")
+#: gRPC channel options: reconnect attempts every <= 1 s (gRPC's own default backs off up to 120 s)
+_CHANNEL_ARGS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
+                 ("grpc.max_reconnect_backoff_ms", 1000)]
+
+
+@dataclass
+class Outage:
+    """One stretch of time the server did not answer (monotonic seconds)."""
+
+    down_at: float
+    up_at: float | None = None
+    batches_lost: int = 0
+    error: str = ""
+
+
+def _import_grpc():
+    try:
+        import tritonclient.grpc as grpcclient
+    except ImportError as exc:
+        raise BackendError(f"the triton backend needs tritonclient ({exc}); pip install 'fakewatch[triton]'") \
+            from None
+    return grpcclient
+
+
+def fetch_config(url: TritonUrl, model: str, timeout_s: float = 5.0) -> dict[str, Any]:
+    """The model's config (JSON form) from a running server; one clear error when it cannot be had."""
+    grpcclient = _import_grpc()
+    from tritonclient.utils import InferenceServerException
+
+    client = grpcclient.InferenceServerClient(url.target, channel_args=_CHANNEL_ARGS)
+    try:
+        try:
+            if not client.is_server_live(client_timeout=timeout_s):
+                raise BackendUnavailable(f"Triton server at {url} is not live yet")
+            return client.get_model_config(model, as_json=True, client_timeout=timeout_s)["config"]
+        except InferenceServerException as exc:
+            msg = str(exc.message() or exc)
+            if "not found" in msg or "unknown model" in msg.lower():
+                try:
+                    models = [m.get("name") for m in client.get_model_repository_index(as_json=True)["models"]]
+                except (InferenceServerException, KeyError):
+                    models = ["(the server does not list its models)"]
+                raise BackendError(f"Triton server at {url} has no model {model!r}; it serves {models or 'none'} "
+                                   f"(pass one of them with --triton-model)") from None
+            raise BackendUnavailable(f"Triton server at {url} did not answer ({exc.status()}: {msg}); is it "
+                                     f"running? (`fakewatch serve MODEL` or the tritonserver container)") from None
+    finally:
+        client.close()
+
+
+class TritonRunner(Runner):
+    """Options: ``url`` (grpc://host:port), ``model`` (name on the server), ``timeout_s`` per request,
+    ``connect_timeout_s`` (how long :meth:`connect` waits for a server that is still starting)."""
+
+    name = "triton"
+
+    def __init__(self, artifact: str | Path, spec: ModelSpec, *, url: str = "grpc://127.0.0.1:8001",
+                 model: str = "deepfake", timeout_s: float = 5.0, backoff_s: tuple[float, float] = (0.2, 1.0),
+                 **options: Any) -> None:
+        super().__init__(artifact, spec, url=url, model=model, timeout_s=timeout_s, **options)
+        if timeout_s <= 0:
+            raise ValueError(f"triton timeout must be > 0 s, got {timeout_s}")
+        self.url = parse_triton_url(url)
+        self.model = model
+        self.timeout_s = float(timeout_s)
+        self.backoff_s = backoff_s
+        self.outages: list[Outage] = []
+        self.server_timing: dict[str, float] = {}
+        self._client = None
+        self._grpc = None
+        self._wire_dtype = "FP32"
+        self._retry_at = 0.0
+        self._backoff = backoff_s[0]
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ construction from a server
+    @classmethod
+    def connect(cls, url: str, model: str, *, connect_timeout_s: float = 30.0, **options: Any) -> "TritonRunner":
+        """A runner for ``model`` on the server at ``url``, its contract read from the server's model config.
+
+        Waits up to ``connect_timeout_s`` for a server that is still starting (edge nodes often boot first)."""
+        parsed = parse_triton_url(url)
+        deadline = time.monotonic() + connect_timeout_s
+        delay = 0.2
+        while True:
+            try:
+                config = fetch_config(parsed, model)
+                break
+            except BackendUnavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise BackendError(f"{exc} (waited {connect_timeout_s:g} s)") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        spec = spec_from_config(config, where=f"model {model!r} at {parsed}")
+        runner = cls(Path(f"{model}@{parsed.target}"), spec, url=str(parsed), model=model, **options)
+        runner._apply_config(config)
+        return runner
+
+    def _apply_config(self, config: dict[str, Any]) -> None:
+        self.max_batch = max_batch_size(config) or None
+        self._wire_dtype = input_wire_dtype(config, self.spec.input_name)
+
+    # ------------------------------------------------------------------ lifecycle
+    def activate_impl(self) -> None:
+        self._grpc = _import_grpc()
+        config = fetch_config(self.url, self.model, self.timeout_s)
+        served = spec_from_config(config, where=f"model {self.model!r} at {self.url}")
+        if served != self.spec:
+            raise BackendError(f"model {self.model!r} at {self.url} now serves another contract "
+                               f"({served.variant}, {served.precision}) than this runner was made for "
+                               f"({self.spec.variant}, {self.spec.precision}); restart the client")
+        self._apply_config(config)
+        self._client = self._new_client()
+
+    def _new_client(self):
+        return self._grpc.InferenceServerClient(self.url.target, channel_args=_CHANNEL_ARGS)
+
+    def deactivate_impl(self) -> None:
+        if self._client is not None:
+            try:
+                self.server_timing = self.fetch_server_timing()
+            except Exception:  # a dead server has no statistics; the run's results stand without them
+                self.server_timing = {}
+            self._client.close()
+            self._client = None
+
+    # ------------------------------------------------------------------ inference
+    def infer_async(self, batch: np.ndarray) -> Future:
+        """Send one batch without waiting; the Future yields (N, num_outputs) float32 logits or raises
+        BackendUnavailable / BackendError."""
+        fut: Future = Future()
+        now = time.monotonic()
+        if now < self._retry_at:
+            self._lost()
+            fut.set_exception(BackendUnavailable(
+                f"Triton server at {self.url} unreachable; retrying in {self._retry_at - now:.1f} s"))
+            return fut
+        grpc = self._grpc
+        x = np.ascontiguousarray(batch, dtype=np.float16 if self._wire_dtype == "FP16" else np.float32)
+        inp = grpc.InferInput(self.spec.input_name, list(x.shape), self._wire_dtype)
+        inp.set_data_from_numpy(x)
+        out = grpc.InferRequestedOutput(self.spec.output_name)
+
+        def done(result, error) -> None:
+            if error is not None:
+                fut.set_exception(self._failed(error))
+                return
+            self._recovered()
+            logits = result.as_numpy(self.spec.output_name)
+            fut.set_result(np.asarray(logits, dtype=np.float32).reshape(x.shape[0], -1))
+
+        try:
+            self._client.async_infer(self.model, [inp], done, outputs=[out], client_timeout=self.timeout_s)
+        except Exception as exc:   # the channel itself is gone (closed client): same path as a failed request
+            fut.set_exception(self._failed(exc))
+        return fut
+
+    def infer_impl(self, batch: np.ndarray) -> tuple[np.ndarray, float | None]:
+        fut = self.infer_async(batch)
+        try:
+            return fut.result(timeout=self.timeout_s + 1.0), None
+        except (FutureTimeout, TimeoutError):
+            raise self._failed(TimeoutError(f"no answer in {self.timeout_s:g} s")) from None
+
+    # ------------------------------------------------------------------ failures and recovery
+    def _failed(self, error: BaseException) -> BackendError:
+        status = getattr(error, "status", lambda: None)()
+        text = getattr(error, "message", lambda: None)() or str(error)
+        if status in _FATAL_STATUS:
+            return BackendError(f"Triton rejected the request for {self.model!r} at {self.url}: {status}: {text}")
+        with self._lock:
+            now = time.monotonic()
+            if not self.outages or self.outages[-1].up_at is not None:
+                self.outages.append(Outage(down_at=now, error=f"{status or type(error).__name__}: {text}"[:300]))
+                self._backoff = self.backoff_s[0]
+            self.outages[-1].batches_lost += 1
+            self._retry_at = now + self._backoff
+            self._backoff = min(self._backoff * 2, self.backoff_s[1])
+            old, self._client = self._client, self._new_client()   # a fresh channel: no stale gRPC backoff
+        if old is not None:
+            try:
+                old.close()
+            except Exception:
+                pass
+        return BackendUnavailable(f"Triton server at {self.url} failed a request ({status or type(error).__name__}"
+                                  f": {text[:200]}); frames of this batch are dropped, retrying")
+
+    def _lost(self) -> None:
+        with self._lock:
+            if self.outages and self.outages[-1].up_at is None:
+                self.outages[-1].batches_lost += 1
+
+    def _recovered(self) -> None:
+        with self._lock:
+            if self.outages and self.outages[-1].up_at is None:
+                self.outages[-1].up_at = time.monotonic()
+            self._backoff = self.backoff_s[0]
+            self._retry_at = 0.0
+
+    # ------------------------------------------------------------------ server-side timing
+    def fetch_server_timing(self) -> dict[str, float | None]:
+        """Triton's own cumulative statistics for this model: mean queue and compute ms per request/execution."""
+        stats = self._client.get_inference_statistics(self.model, as_json=True, client_timeout=self.timeout_s)
+        entry = (stats.get("model_stats") or [{}])[0]
+        inf = entry.get("inference_stats", {})
+
+        def ms(key: str) -> float:
+            part = inf.get(key, {})
+            n = int(part.get("count", 0) or 0)
+            return round(int(part.get("ns", 0) or 0) / n / 1e6, 3) if n else None
+
+        return {"requests": int(inf.get("success", {}).get("count", 0) or 0),
+                "executions": int(entry.get("execution_count", 0) or 0),
+                "queue_ms": ms("queue"), "compute_input_ms": ms("compute_input"),
+                "compute_infer_ms": ms("compute_infer"), "compute_output_ms": ms("compute_output")}
