@@ -58,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--balance", choices=("class", "group"), default="class",
                    help="sampling: classes equally likely (default), or also every video/identity group equally")
     d.add_argument("--cache-dir", type=Path, help="crop cache (default: OUT/crop_cache)")
+    d.add_argument("--aug-resize", nargs=2, type=float, default=(0.3, 0.5), metavar=("P", "MIN"),
+                   help="down-up-scale this share of training crops by a factor in [MIN, 1] (default 0.3 0.5); "
+                        "more and smaller for low-resolution deployment footage")
     d.add_argument("--h264-aug", type=float, default=0.0, metavar="P",
                    help="re-encode this share of training crops with H.264 (ffmpeg libx264, CRF 18-40), real and fake "
                         "alike (default 0: one ffmpeg call per crop is slow on small CPUs)")
@@ -115,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         augment=not args.no_augment, progress=not args.no_progress, threads=args.threads,
         recenter=not args.no_recenter, sbi_copies=args.sbi_copies,
         split_file=str(args.split) if args.split else None, balance=args.balance, sbi_mask=args.sbi_mask,
-        p_h264=args.h264_aug,
+        p_h264=args.h264_aug, p_resize=args.aug_resize[0], resize_min=args.aug_resize[1],
         facemesh=str(args.facemesh) if args.facemesh else None)
     result = train(cfg)
     m = result.metrics

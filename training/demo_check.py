@@ -55,13 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=17.0, help="seconds of demo stream (default 17: 2 fake ranges)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, help="write the JSON here")
+    ap.add_argument("--model", type=Path, help="a model other than the bundled demo model")
     args = ap.parse_args(argv)
-    model = Path(__file__).resolve().parents[1] / "runtime" / "assets" / "demo" / "demo_model.onnx"
+    model = args.model or Path(__file__).resolve().parents[1] / "runtime" / "assets" / "demo" / "demo_model.onnx"
     spec = load_spec(model)
     with tempfile.TemporaryDirectory() as tmp:
         jl = Path(tmp) / "watch.jsonl"
         cmd = [sys.executable, "-m", "fakewatch", "watch", "--json", str(jl), "--frames", "--no-live",
                "--duration", str(args.duration), "--status-interval", "0", "--threads", str(args.threads)]
+        if args.model:
+            cmd += ["--model", str(args.model)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if proc.returncode:
             raise SystemExit(f"fakewatch watch failed ({proc.returncode}): {proc.stderr[-2000:]}")

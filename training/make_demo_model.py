@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
               "--batch-size", "32", "--lr", "1e-3", "--patience", "4", "--seed", "0", "--sbi-copies", "2",
               "--split", str(split), "--balance", "group", "--target-fpr", str(TARGET_FPR),
               "--frames-per-video", str(FRAMES_PER_VIDEO), "--threads", str(args.threads),
-              "--cache-dir", str(args.identities / "crop_cache"), "--no-progress")
+              "--cache-dir", str(args.identities / "crop_cache"), "--aug-resize", "0.6", "0.25", "--no-progress")
     t_train = time.monotonic() - t0
     fp32, int8 = work / "demo_model.fp32.onnx", work / "demo_model.onnx"
     fakewatch("export", "onnx", str(run / "best.pt"), "-o", str(fp32))
