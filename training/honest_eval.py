@@ -191,7 +191,8 @@ def write_markdown(path: str | Path, rep: dict[str, Any], meta: dict[str, Any]) 
     lines = [f"# fakewatch eval: {meta.get('model', '')}", "",
              f"People: {', '.join(rep['people'])}.", ""] + ([meta["note"], ""] if meta.get("note") else []) + [
              f"Threshold: the model's own, P(fake) >= {rep['threshold']:g}. Intervals: 95 % bootstrap over people.",
-             "", "| reals | n | people | FPR at threshold | 95 % CI | mean FPR over people |", "|---|---|---|---|---|---|"]
+             "", "| reals | n | people | FPR at threshold | 95 % CI | mean FPR over people |",
+             "|---|---|---|---|---|---|"]
     for k, v in rep["reals"].items():
         lines.append(f"| {k} | {v['n']} | {v['people']} | {v['fpr_at_threshold']:.3f} | {v['fpr_ci95']} | "
                      f"{v['fpr_mean_over_people']:.3f} |")

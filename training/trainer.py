@@ -58,7 +58,7 @@ class TrainConfig:
     balance: str = "class"                 # sampling: "class" (classes equal) or "group" (and each group equal)
     p_resize: float = 0.3                  # share of crops down- and up-scaled (low-resolution faces)
     resize_min: float = 0.5                # smallest down-scale factor
-    p_h264: float = 0.0                    # share of training crops re-encoded with H.264 (ffmpeg), reals and fakes alike
+    p_h264: float = 0.0                    # share of crops re-encoded with H.264 (ffmpeg), reals and fakes alike
     sbi_mask: str = "box"                  # SBI mask start: "box" (ellipse/random hull) or "landmarks" (FaceMesh)
     facemesh: str | None = None            # FaceMesh ONNX for sbi_mask="landmarks" (default: converted into a cache)
 
