@@ -23,6 +23,8 @@ class AugmentConfig:
     p_resize: float = 0.3
     p_jpeg: float = 0.5
     jpeg_quality: tuple[int, int] = (40, 100)
+    p_h264: float = 0.0               # H.264 encode/decode through ffmpeg (a subprocess per crop: off by default)
+    h264_crf: tuple[int, int] = (18, 40)
     resize_scale: tuple[float, float] = (0.5, 1.0)
 
 
@@ -31,6 +33,28 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     if not ok:
         return image
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
+def h264(image: np.ndarray, crf: int) -> np.ndarray:
+    """``image`` through an H.264 encode/decode (libx264, yuv420p, constant quality ``crf``), same size back."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        raise RuntimeError("H.264 re-encoding needs the ffmpeg binary (apt-get install ffmpeg)")
+    h, w = image.shape[:2]
+    he, we = h - h % 2, w - w % 2          # yuv420p needs even sizes
+    src = np.ascontiguousarray(image[:he, :we])
+    enc = subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{we}x{he}", "-i", "pipe:0",
+         "-c:v", "libx264", "-preset", "veryfast", "-crf", str(int(crf)), "-pix_fmt", "yuv420p", "-f", "h264",
+         "pipe:1"], input=src.tobytes(), capture_output=True, check=True).stdout
+    dec = subprocess.run(["ffmpeg", "-v", "error", "-f", "h264", "-i", "pipe:0", "-f", "rawvideo", "-pix_fmt",
+                          "bgr24", "pipe:1"], input=enc, capture_output=True, check=True).stdout
+    out = np.frombuffer(dec, np.uint8)[: he * we * 3].reshape(he, we, 3)
+    if (he, we) != (h, w):
+        out = cv2.copyMakeBorder(out, 0, h - he, 0, w - we, cv2.BORDER_REPLICATE)
+    return out
 
 
 def augment(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig = AugmentConfig()) -> np.ndarray:
@@ -57,4 +81,6 @@ def augment(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig = Au
         out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
     if rng.random() < cfg.p_jpeg:
         out = jpeg(np.ascontiguousarray(out), int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1)))
+    if cfg.p_h264 > 0 and rng.random() < cfg.p_h264:
+        out = h264(np.ascontiguousarray(out), int(rng.integers(cfg.h264_crf[0], cfg.h264_crf[1] + 1)))
     return np.ascontiguousarray(out)

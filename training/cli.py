@@ -40,8 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--input-size", type=int, help="square input size (default: the variant's native size)")
     g.add_argument("--freeze-blocks", type=int, default=0, help="freeze the stem and the first N block stages")
     d = p.add_argument_group("data")
-    d.add_argument("--synth", choices=("none", "sbi"), default="none",
-                   help="sbi: add self-blended fakes made from the real faces (works with no fake/ folder)")
+    d.add_argument("--synth", choices=("none", "sbi", "sbi+swap"), default="none",
+                   help="sbi: add self-blended fakes made from the real faces (works with no fake/ folder); "
+                        "sbi+swap: also face swaps between different people of the training data")
     d.add_argument("--sbi-copies", type=int, default=1,
                    help="with --synth sbi: self-blended fakes per real crop in validation / --eval-only (default 1; "
                         "training blends fresh ones every epoch)")
@@ -57,6 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--balance", choices=("class", "group"), default="class",
                    help="sampling: classes equally likely (default), or also every video/identity group equally")
     d.add_argument("--cache-dir", type=Path, help="crop cache (default: OUT/crop_cache)")
+    d.add_argument("--aug-resize", nargs=2, type=float, default=(0.3, 0.5), metavar=("P", "MIN"),
+                   help="down-up-scale this share of training crops by a factor in [MIN, 1] (default 0.3 0.5); "
+                        "more and smaller for low-resolution deployment footage")
+    d.add_argument("--h264-aug", type=float, default=0.0, metavar="P",
+                   help="re-encode this share of training crops with H.264 (ffmpeg libx264, CRF 18-40), real and fake "
+                        "alike (default 0: one ffmpeg call per crop is slow on small CPUs)")
     d.add_argument("--no-augment", action="store_true", help="disable JPEG/blur/noise/flip/colour/resize augmentation")
     t = p.add_argument_group("optimisation")
     t.add_argument("--epochs", type=int, default=10)
@@ -111,6 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         augment=not args.no_augment, progress=not args.no_progress, threads=args.threads,
         recenter=not args.no_recenter, sbi_copies=args.sbi_copies,
         split_file=str(args.split) if args.split else None, balance=args.balance, sbi_mask=args.sbi_mask,
+        p_h264=args.h264_aug, p_resize=args.aug_resize[0], resize_min=args.aug_resize[1],
         facemesh=str(args.facemesh) if args.facemesh else None)
     result = train(cfg)
     m = result.metrics

@@ -15,7 +15,9 @@ from fakewatch.core.sbi import self_blend
 from fakewatch.training.augment import AugmentConfig, augment
 from fakewatch.training.data import CropRecord, load_crop
 
-SYNTH_MODES = ("none", "sbi")
+# sbi: self-blends of each real crop; sbi+swap: also face swaps between two different people (groups) of the data,
+# pasted by a random blend of training/swaps.py (Poisson, Laplacian pyramid, colour transfer)
+SYNTH_MODES = ("none", "sbi", "sbi+swap")
 
 
 class CropDataset:
@@ -31,14 +33,21 @@ class CropDataset:
         self.seed = seed
         self.epoch = 0
         self.augment_cfg = augment_cfg if train else None
-        # (record, make a self-blended fake from it)
-        self.items: list[tuple[CropRecord, bool]] = [(r, False) for r in records]
-        if synth == "sbi":   # sbi_copies > 1: several differently blended fakes per real (steadier val metrics)
+        # (record, how to make a fake from it: "" = use as is, "sbi" = self-blend, "swap" = another person's face)
+        self.items: list[tuple[CropRecord, str]] = [(r, "") for r in records]
+        reals = [r for r in records if r.label == 0]
+        if synth in ("sbi", "sbi+swap"):   # sbi_copies > 1: several differently blended fakes per real
             if sbi_copies < 1:
                 raise ValueError(f"sbi_copies must be >= 1, got {sbi_copies}")
-            self.items += [(r, True) for _ in range(sbi_copies) for r in records if r.label == 0]
-        self.labels = np.array([1 if (r.label == 1 or sbi) else 0 for r, sbi in self.items], np.int64)
-        self.video_ids = [(f"{r.video_id}#sbi" if sbi else r.video_id) for r, sbi in self.items]
+            self.items += [(r, "sbi") for _ in range(sbi_copies) for r in reals]
+        self._donors: list[CropRecord] = []
+        if synth == "sbi+swap" and len({r.video_id for r in reals}) >= 2:
+            self._donors = reals
+            self.items += [(r, "swap") for r in reals]
+        elif synth == "sbi+swap" and train:
+            raise ValueError("--synth sbi+swap needs real faces of at least 2 groups (people) to swap between")
+        self.labels = np.array([1 if (r.label == 1 or how) else 0 for r, how in self.items], np.int64)
+        self.video_ids = [(f"{r.video_id}#{how}" if how else r.video_id) for r, how in self.items]
         self._cache: dict[str, np.ndarray] = {}
         self._cache_limit = cache_limit
 
@@ -73,12 +82,18 @@ class CropDataset:
 
     def image(self, i: int) -> np.ndarray:
         """The uint8 BGR crop of item i after SBI and augmentation (what the model sees, before normalising)."""
-        rec, sbi = self.items[i]
+        rec, how = self.items[i]
         rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, i, int(self.train)])
         img = self._crop(rec)
-        if sbi:
+        if how == "sbi":
             lm = np.load(rec.landmarks) if rec.landmarks else None   # paper-style landmark-hull masks
             img, _ = self_blend(img, rec.face_box, rng, landmarks=lm)
+        elif how == "swap":
+            from fakewatch.training.swaps import BLENDS, face_swap
+            others = [d for d in self._donors if d.video_id != rec.video_id]
+            donor = others[int(rng.integers(len(others)))]
+            blend = sorted(BLENDS)[int(rng.integers(len(BLENDS)))]
+            img = face_swap(self._crop(donor), donor.face_box, img, rec.face_box, rng, blend)
         if self.augment_cfg is not None:
             img = augment(img, rng, self.augment_cfg)
         return img

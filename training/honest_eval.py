@@ -20,16 +20,14 @@ from the clean reals' scores) and TPR at the model's threshold.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import cv2
 import numpy as np
 
 from fakewatch.core.metrics import roc_auc, roc_curve
+from fakewatch.training.augment import h264
 
 DEFAULT_CRFS = (23, 32, 40)
 DEFAULT_BLENDS = ("poisson", "laplacian", "colour_transfer")
@@ -72,25 +70,6 @@ class Samples:
 
 
 # ------------------------------------------------------------------------------------------------ samples
-def h264(image: np.ndarray, crf: int) -> np.ndarray:
-    """``image`` through an H.264 encode/decode (libx264, yuv420p, constant quality ``crf``), same size back."""
-    if shutil.which("ffmpeg") is None:
-        raise RuntimeError("H.264 re-encoding needs the ffmpeg binary (apt-get install ffmpeg); or pass --crf none")
-    h, w = image.shape[:2]
-    he, we = h - h % 2, w - w % 2          # yuv420p needs even sizes
-    src = np.ascontiguousarray(image[:he, :we])
-    enc = subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{we}x{he}", "-i", "pipe:0",
-         "-c:v", "libx264", "-preset", "veryfast", "-crf", str(int(crf)), "-pix_fmt", "yuv420p", "-f", "h264",
-         "pipe:1"], input=src.tobytes(), capture_output=True, check=True).stdout
-    dec = subprocess.run(["ffmpeg", "-v", "error", "-f", "h264", "-i", "pipe:0", "-f", "rawvideo", "-pix_fmt",
-                          "bgr24", "pipe:1"], input=enc, capture_output=True, check=True).stdout
-    out = np.frombuffer(dec, np.uint8)[: he * we * 3].reshape(he, we, 3)
-    if (he, we) != (h, w):
-        out = cv2.copyMakeBorder(out, 0, h - he, 0, w - we, cv2.BORDER_REPLICATE)
-    return out
-
-
 def make_samples(records: Sequence[Any], load: Callable[[Any], np.ndarray], cfg: EvalConfig,
                  progress: bool = False) -> Samples:
     """Reals, re-encoded reals, self-blends and cross-person swaps of ``records`` (CropRecords: file, video_id =
@@ -212,7 +191,8 @@ def write_markdown(path: str | Path, rep: dict[str, Any], meta: dict[str, Any]) 
     lines = [f"# fakewatch eval: {meta.get('model', '')}", "",
              f"People: {', '.join(rep['people'])}.", ""] + ([meta["note"], ""] if meta.get("note") else []) + [
              f"Threshold: the model's own, P(fake) >= {rep['threshold']:g}. Intervals: 95 % bootstrap over people.",
-             "", "| reals | n | people | FPR at threshold | 95 % CI | mean FPR over people |", "|---|---|---|---|---|---|"]
+             "", "| reals | n | people | FPR at threshold | 95 % CI | mean FPR over people |",
+             "|---|---|---|---|---|---|"]
     for k, v in rep["reals"].items():
         lines.append(f"| {k} | {v['n']} | {v['people']} | {v['fpr_at_threshold']:.3f} | {v['fpr_ci95']} | "
                      f"{v['fpr_mean_over_people']:.3f} |")

@@ -56,6 +56,9 @@ class TrainConfig:
     recenter: bool = True                  # shift the head bias so the chosen threshold becomes P(fake) = 0.5
     split_file: str | None = None          # fixed group split (split.json layout) instead of a seeded random one
     balance: str = "class"                 # sampling: "class" (classes equal) or "group" (and each group equal)
+    p_resize: float = 0.3                  # share of crops down- and up-scaled (low-resolution faces)
+    resize_min: float = 0.5                # smallest down-scale factor
+    p_h264: float = 0.0                    # share of crops re-encoded with H.264 (ffmpeg), reals and fakes alike
     sbi_mask: str = "box"                  # SBI mask start: "box" (ellipse/random hull) or "landmarks" (FaceMesh)
     facemesh: str | None = None            # FaceMesh ONNX for sbi_mask="landmarks" (default: converted into a cache)
 
@@ -252,7 +255,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     spec = default_spec(cfg.variant, roi=cfg.roi, **overrides)
     train_recs, val_recs, data_summary = prepare_data(cfg, spec, out)
     train_ds = CropDataset(train_recs, spec, synth=cfg.synth, train=True, seed=cfg.seed,
-                           augment_cfg=AugmentConfig() if cfg.augment else None)
+                           augment_cfg=AugmentConfig(p_h264=cfg.p_h264, p_resize=cfg.p_resize,
+                                                     resize_scale=(cfg.resize_min, 1.0)) if cfg.augment else None)
     val_ds = CropDataset(val_recs, spec, synth=cfg.synth, train=False, seed=cfg.seed, sbi_copies=cfg.sbi_copies)
     if len(set(train_ds.labels.tolist())) < 2 or len(set(val_ds.labels.tolist())) < 2:
         raise RuntimeError("training and validation data each need real and fake crops; add fake/ media or use "
