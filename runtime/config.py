@@ -167,7 +167,7 @@ class WatchFile(_Strict):
     model_config = ConfigDict(extra="forbid", validate_default=True, title="fakewatch watch config")
 
     model: str | None = Field(None, description="model artifact (default: the bundled demo model)")
-    backend: Literal["onnxruntime", "torch", "tensorrt", "openvino"] | None = None
+    backend: Literal["onnxruntime", "torch", "tensorrt", "openvino", "triton"] | None = None
     device: Literal["auto", "cpu", "cuda"] | None = None
     threads: int = Field(0, ge=0)
     batch: int | None = Field(None, ge=1)
