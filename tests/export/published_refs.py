@@ -16,8 +16,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def randomize_(model: nn.Module, seed: int) -> nn.Module:
-    """Non-trivial BatchNorm statistics and affine terms (default init would hide BN mapping mistakes)."""
+def randomize_(model: nn.Module, seed: int, x: torch.Tensor) -> nn.Module:
+    """Random BatchNorm affine terms, then running statistics measured on ``x`` (data-dependent init).
+
+    With default or random running statistics a random EfficientNet maps every image to nearly the same features,
+    and a wrong padding or mapping would go unnoticed; calibrated statistics keep each layer's output at unit
+    scale, so the backbone's output depends on its input as a trained one does.
+    """
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for mod in model.modules():
@@ -25,11 +30,21 @@ def randomize_(model: nn.Module, seed: int) -> nn.Module:
                 n = mod.num_features
                 mod.weight.copy_(torch.rand(n, generator=g) + 0.5)
                 mod.bias.copy_(torch.randn(n, generator=g) * 0.1)
-                mod.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-                mod.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                mod.reset_running_stats()
+                mod.momentum = None          # cumulative average over the calibration pass
             elif isinstance(mod, nn.Linear):
                 mod.weight.copy_(torch.randn(mod.weight.shape, generator=g) * 0.05)
                 mod.bias.copy_(torch.randn(mod.bias.shape, generator=g) * 0.5)
+            elif isinstance(mod, nn.Conv2d):     # He init from the seed: the same weights on every run
+                fan_in = mod.weight[0].numel()
+                mod.weight.copy_(torch.randn(mod.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
+                if mod.bias is not None:
+                    mod.bias.copy_(torch.randn(mod.bias.shape, generator=g) * 0.1)
+        model.train()
+        for mod in model.modules():          # no stochastic depth / dropout while measuring statistics
+            if isinstance(mod, nn.Dropout) or type(mod).__name__ == "DropPath":
+                mod.eval()
+        model(x)
     return model.eval()
 
 

@@ -44,7 +44,8 @@ def _onnx_prob(path, x: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- SBI
 @pytest.fixture(scope="module")
 def sbi_b0(tmp_path_factory):
-    ref = R.sensitize_sbi(R.randomize_(R.SbiDetector("efficientnet-b0"), seed=1), torch.from_numpy(_x(380)))
+    x = torch.from_numpy(_x(380, n=4))
+    ref = R.sensitize_sbi(R.randomize_(R.SbiDetector("efficientnet-b0"), 1, x), x)
     path = R.save_sbi(ref, tmp_path_factory.mktemp("sbi") / "sbi.tar")
     return ref, path
 
@@ -68,8 +69,8 @@ def test_sbi_checkpoint_is_detected_and_scores_like_the_original(sbi_b0, tmp_pat
 # ----------------------------------------------------------------------------- DeepfakeBench
 @pytest.fixture(scope="module")
 def dfb_b0(tmp_path_factory):
-    ref = R.sensitize_dfb(R.randomize_(R.DfbDetector("efficientnet-b0"), seed=2),
-                          torch.from_numpy(_x(256, lo=-1.0, hi=1.0)))
+    x = torch.from_numpy(_x(256, n=4, lo=-1.0, hi=1.0))
+    ref = R.sensitize_dfb(R.randomize_(R.DfbDetector("efficientnet-b0"), 2, x), x)
     path = R.save_dfb(ref, tmp_path_factory.mktemp("dfb") / "effnb0_best.pth")
     return ref, path
 
@@ -106,8 +107,8 @@ def dfdc_pair(tmp_path_factory):
     d = tmp_path_factory.mktemp("dfdc")
     refs, paths = [], []
     for seed in (3, 4):
-        ref = R.sensitize_dfdc(R.randomize_(R.DeepFakeClassifier("tf_efficientnet_b0"), seed=seed),
-                               torch.from_numpy(_x(380, seed=seed, lo=-2.0, hi=2.0)))
+        x = torch.from_numpy(_x(380, n=4, seed=seed, lo=-2.0, hi=2.0))
+        ref = R.sensitize_dfdc(R.randomize_(R.DeepFakeClassifier("tf_efficientnet_b0"), seed, x), x)
         refs.append(ref)
         paths.append(R.save_dfdc(ref, d / f"final_{seed}_DeepFakeClassifier_tf_efficientnet_b0_ns_0_{seed}"))
     return refs, paths
@@ -264,15 +265,16 @@ def test_cuda_kernel_refuses_rules_it_does_not_implement():
 @pytest.mark.parametrize("kind", ["sbi", "deepfakebench-effb4", "dfdc-selimsef"])
 def test_published_full_size_checkpoints_export_exactly(kind, tmp_path):
     if kind == "sbi":
-        ref = R.sensitize_sbi(R.randomize_(R.SbiDetector("efficientnet-b4"), 5), torch.from_numpy(_x(380)))
+        x = torch.from_numpy(_x(380))
+        ref = R.sensitize_sbi(R.randomize_(R.SbiDetector("efficientnet-b4"), 5, x), x)
         path, prob, size, lo = R.save_sbi(ref, tmp_path / "sbi.tar"), R.sbi_prob, 380, 0.0
     elif kind == "deepfakebench-effb4":
-        ref = R.sensitize_dfb(R.randomize_(R.DfbDetector("efficientnet-b4"), 6),
-                              torch.from_numpy(_x(256, lo=-1.0)))
+        x = torch.from_numpy(_x(256, lo=-1.0))
+        ref = R.sensitize_dfb(R.randomize_(R.DfbDetector("efficientnet-b4"), 6, x), x)
         path, prob, size, lo = R.save_dfb(ref, tmp_path / "effnb4_best.pth"), R.dfb_prob, 256, -1.0
     else:
-        ref = R.sensitize_dfdc(R.randomize_(R.DeepFakeClassifier("tf_efficientnet_b7"), 7),
-                               torch.from_numpy(_x(380, lo=-2.0)))
+        x = torch.from_numpy(_x(380, lo=-2.0))
+        ref = R.sensitize_dfdc(R.randomize_(R.DeepFakeClassifier("tf_efficientnet_b7"), 7, x), x)
         path = R.save_dfdc(ref, tmp_path / "final_111_DeepFakeClassifier_tf_efficientnet_b7_ns_0_36")
         prob, size, lo = R.dfdc_prob, 380, -2.0
     model, spec, _ = load_published([path])
