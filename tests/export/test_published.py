@@ -265,15 +265,15 @@ def test_cuda_kernel_refuses_rules_it_does_not_implement():
 @pytest.mark.parametrize("kind", ["sbi", "deepfakebench-effb4", "dfdc-selimsef"])
 def test_published_full_size_checkpoints_export_exactly(kind, tmp_path):
     if kind == "sbi":
-        x = torch.from_numpy(_x(380))
+        x = torch.from_numpy(_x(380, n=4))
         ref = R.sensitize_sbi(R.randomize_(R.SbiDetector("efficientnet-b4"), 5, x), x)
         path, prob, size, lo = R.save_sbi(ref, tmp_path / "sbi.tar"), R.sbi_prob, 380, 0.0
     elif kind == "deepfakebench-effb4":
-        x = torch.from_numpy(_x(256, lo=-1.0))
+        x = torch.from_numpy(_x(256, n=4, lo=-1.0))
         ref = R.sensitize_dfb(R.randomize_(R.DfbDetector("efficientnet-b4"), 6, x), x)
         path, prob, size, lo = R.save_dfb(ref, tmp_path / "effnb4_best.pth"), R.dfb_prob, 256, -1.0
     else:
-        x = torch.from_numpy(_x(380, lo=-2.0))
+        x = torch.from_numpy(_x(380, n=4, lo=-2.0))   # BatchNorm statistics from 4 images, not 2
         ref = R.sensitize_dfdc(R.randomize_(R.DeepFakeClassifier("tf_efficientnet_b7"), 7, x), x)
         path = R.save_dfdc(ref, tmp_path / "final_111_DeepFakeClassifier_tf_efficientnet_b7_ns_0_36")
         prob, size, lo = R.dfdc_prob, 380, -2.0
