@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def randomize_(model: nn.Module, seed: int, x: torch.Tensor) -> nn.Module:
+def randomize_(model: nn.Module, seed: int, x: torch.Tensor, var_floor: float = 0.0) -> nn.Module:
     """Random BatchNorm affine terms, then running statistics measured on ``x`` (data-dependent init).
 
     With default or random running statistics a random EfficientNet maps every image to nearly the same features,
@@ -45,6 +45,10 @@ def randomize_(model: nn.Module, seed: int, x: torch.Tensor) -> nn.Module:
             if isinstance(mod, nn.Dropout) or type(mod).__name__ == "DropPath":
                 mod.eval()
         model(x)
+        if var_floor:   # deep nets (B7): a channel with near-zero measured variance would blow up unseen inputs
+            for mod in model.modules():
+                if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                    mod.running_var.add_(var_floor)
     return model.eval()
 
 
