@@ -109,7 +109,10 @@ class ArtifactCache:
         ckpt_spec = report.spec
         save_checkpoint(pt_path, model, ckpt_spec)
         write_sidecar(pt_path, ckpt_spec)  # load_spec()/load_runner() read a .pt's contract from its sidecar
-        macs = count_macs(onnx_path, batch=1)
+        try:
+            macs = count_macs(onnx_path, batch=1)
+        except ValueError as exc:   # e.g. TF-SAME pads computed in-graph (tf-* variants): time the row anyway
+            macs = {"total": None, "error": str(exc)}
         meta = {"meta_version": META_VERSION, "tools_fingerprint": tools_fingerprint(), "variant": variant,
                 "timm_name": spec.timm_name,
                 "input_size": list(spec.input_size), "params": report.params, "macs": macs["total"],

@@ -85,7 +85,7 @@ def run_model_case(cache: ArtifactCache, case: ModelCase, *, warmup: int, iters:
         latency_p50_ms=pct["p50"], latency_p90_ms=pct["p90"], latency_p99_ms=pct["p99"],
         latency_mean_ms=pct["mean"], throughput_ips=result.throughput,
         peak_rss_mb=rss.peak_mb, rss_delta_mb=rss.delta_mb, size_mb=artifact.stat().st_size / 2**20,
-        params=int(meta["params"]), gmacs=meta["macs"] / 1e9)
+        params=int(meta["params"]), gmacs=None if meta["macs"] is None else meta["macs"] / 1e9)
 
 
 def measure_model_case(cache: ArtifactCache, case: ModelCase, *, warmup: int, iters: int,

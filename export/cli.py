@@ -7,6 +7,8 @@ from pathlib import Path
 #  fakewatch.export.quantize.RECIPES' keys, spelled out so `fakewatch --help` does not import the quantizer (a test
 # checks)
 QUANT_TARGETS = ("cpu", "openvino", "tensorrt")
+# fakewatch.core.published.RECIPES' keys, spelled out for the same reason
+PUBLISHED_RECIPES = ("dfdc-selimsef", "sbi", "deepfakebench-effb4")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,8 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     sub2 = p.add_subparsers(dest="export_command", metavar="FORMAT")
 
     o = sub2.add_parser("onnx", help="checkpoint (or variant name) -> verified ONNX + contract sidecar")
-    o.add_argument("model", help="a checkpoint (.pt/.pth: fakewatch, timm or EfficientNet-PyTorch layout) "
-                                 "or a variant name (random weights unless --pretrained-file)")
+    o.add_argument("model", nargs="+",
+                   help="a checkpoint (.pt/.pth: fakewatch, timm or EfficientNet-PyTorch layout, or a published "
+                        "detector's own file, see --from) or a variant name (random weights unless "
+                        "--pretrained-file); several checkpoints of one published recipe export as one ensemble")
+    o.add_argument("--from", dest="published", choices=PUBLISHED_RECIPES,
+                   help="read MODEL as this published detector's checkpoint (default: detected from its keys): "
+                        "dfdc-selimsef (DFDC winner, B7 @380), sbi (Self-Blended Images B4 @380), "
+                        "deepfakebench-effb4 (DeepfakeBench B4 @256); see docs/published-detectors.md")
     o.add_argument("-o", "--output", type=Path, help="output .onnx (default: <name>.onnx next to the input "
                                                      "or ./<variant>.onnx)")
     o.add_argument("--variant", help="variant of a plain state dict / --pretrained-file (e.g. b0, tf-b4, lite0)")
@@ -97,14 +105,16 @@ def _run_onnx(args: argparse.Namespace) -> int:
     from fakewatch.core.variants import resolve_variant
     from fakewatch.export.onnx_export import export_onnx
 
-    src = Path(args.model)
+    if args.published or len(args.model) > 1:
+        return _run_published(args)
+    src = Path(args.model[0])
     notes: list[str] = []
-    if src.suffix in (".pt", ".pth", ".bin", ".ckpt") or src.exists():
+    if src.suffix in (".pt", ".pth", ".bin", ".ckpt", ".tar") or src.exists():
         model, spec, notes = load_checkpoint(src, args.variant, num_outputs=args.num_outputs, exportable=True,
                                              roi=args.roi)
         default_out = src.with_suffix(".onnx")
     else:
-        variant = resolve_variant(args.variant or args.model)
+        variant = resolve_variant(args.variant or args.model[0])
         if args.pretrained_file:
             model, spec, notes = load_checkpoint(args.pretrained_file, variant.name,
                                                  num_outputs=args.num_outputs or 1, exportable=True, roi=args.roi)
@@ -116,6 +126,20 @@ def _run_onnx(args: argparse.Namespace) -> int:
         default_out = Path(f"{variant.name}.onnx")
     report = export_onnx(model, spec, args.output or default_out, opset=args.opset,
                          simplify=not args.no_simplify, tolerance=args.tolerance, notes=notes)
+    print(report.summary())
+    return 0
+
+
+def _run_published(args: argparse.Namespace) -> int:
+    from fakewatch.core.published import load_published
+    from fakewatch.export.onnx_export import export_onnx
+
+    model, spec, notes = load_published(args.model, args.published, args.variant)
+    first = Path(args.model[0])
+    default_out = first.with_name(f"{spec.provenance['published']}-{len(args.model)}x.onnx" if len(args.model) > 1
+                                  else first.name.split(".")[0] + ".onnx")
+    report = export_onnx(model, spec, args.output or default_out, opset=args.opset, simplify=not args.no_simplify,
+                         tolerance=args.tolerance, notes=notes)
     print(report.summary())
     return 0
 

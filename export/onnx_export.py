@@ -83,7 +83,7 @@ def _simplify(proto):
 
 def verify_onnx(path: str | Path, model, spec: ModelSpec, *, batches: tuple[int, ...] = (1, 3),
                 tolerance: float = DEFAULT_TOLERANCE, seed: int | None = None) -> tuple[float, float]:
-    """(max abs difference ONNX Runtime vs torch, max abs torch output) on fresh random inputs.
+    """(max abs difference ONNX Runtime vs torch, max abs torch output) on fresh random pixels, normalised.
 
     Raises above ``tolerance``. Large-logit models are held to ``tolerance`` relative to their output scale
     (fp32 rounding grows with magnitude); random-init models have tiny logits, so the absolute bound applies.
@@ -95,7 +95,12 @@ def verify_onnx(path: str | Path, model, spec: ModelSpec, *, batches: tuple[int,
     rng = np.random.default_rng(seed)
     worst, scale = 0.0, 0.0
     for n in batches:
-        x = rng.standard_normal((n, 3, *spec.input_size)).astype(np.float32)
+        # pixels in [0, 1] through the contract's normalisation: the inputs the model will really see (a [0,1]
+        # model such as SBI fed N(0,1) noise can leave its trained range, where fp32 rounding is not comparable)
+        pixels = rng.uniform(0.0, 1.0, (n, 3, *spec.input_size))
+        mean = np.asarray(spec.mean).reshape(1, 3, 1, 1)
+        std = np.asarray(spec.std).reshape(1, 3, 1, 1)
+        x = ((pixels - mean) / std).astype(np.float32)
         with torch.no_grad():
             ref = model(torch.from_numpy(x)).numpy()
         got = session.run([spec.output_name], {spec.input_name: x})[0]

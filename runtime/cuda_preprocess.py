@@ -46,6 +46,15 @@ def kernel_source() -> str:
     return kernel_source_path().read_text()
 
 
+def check_kernel_supports(spec: ModelSpec) -> None:
+    """The kernel computes the ``resize="linear"`` stretch only; other contracts must use CPU preprocessing."""
+    if spec.resize != "linear":
+        raise ValueError(
+            f"CUDA preprocessing implements resize 'linear' only, but this model's contract asks for "
+            f"{spec.resize!r} ({spec.variant}); preprocess it with fakewatch.core.preprocess.preprocess (the CPU "
+            f"reference implements every rule; the watch pipeline switches to it by itself for such models)")
+
+
 # ----------------------------------------------------------------------------- packing (pure)
 @dataclass
 class PackedBatch:
@@ -226,6 +235,7 @@ class PycudaPreprocessor:
         import pycuda.driver as cuda  # lazy: only on a GPU machine
         from pycuda.compiler import SourceModule
 
+        check_kernel_supports(spec)
         self._cuda = cuda
         self.spec = spec
         self.crop_on_host = crop_on_host
@@ -290,6 +300,7 @@ class CupyPreprocessor:
     def __init__(self, spec: ModelSpec, crop_on_host: bool = True) -> None:
         import cupy as cp  # lazy
 
+        check_kernel_supports(spec)
         self._cp = cp
         self.spec = spec
         self.crop_on_host = crop_on_host

@@ -139,7 +139,8 @@ class Pipeline:
         self.runner = runner
         self.spec = runner.spec
         # GPU runners (TensorRT) take frames + boxes and preprocess on the device (runtime/cuda_preprocess.py)
-        self.device_input = bool(getattr(runner, "accepts_device_input", False))
+        # (the kernel implements the "linear" resize only; other contracts preprocess on the CPU, the reference)
+        self.device_input = bool(getattr(runner, "accepts_device_input", False)) and runner.spec.resize == "linear"
         check_watchable(self.spec, runner.artifact.name)
         self.sinks = list(sinks)
         self.stop_event = stop_event or threading.Event()

@@ -57,8 +57,12 @@ def _torch_load(path: Path) -> Any:
 
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    from fakewatch.core.published import _numpy_safe_globals
+
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        # numpy scalars/dtypes are data, not code: published checkpoints keep e.g. a np.float64 best score
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors on corrupt or non-torch files
         raise CheckpointError(
             f"checkpoint {path} cannot be read as a torch weights file ({type(exc).__name__}: {exc}). "
@@ -155,6 +159,12 @@ def load_checkpoint(path: str | Path, variant: str | None = None, *, num_outputs
     obj = _torch_load(path)
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path}: expected a dict of tensors, got {type(obj).__name__}")
+    from fakewatch.core.published import detect_recipe, load_published
+
+    published = detect_recipe(obj)
+    if published is not None:   # a published detector's own file: its recipe knows layout, head and input
+        model, spec, notes = load_published([path], published.name, variant)
+        return model, spec.with_provenance(source_checkpoint=path.name, source_layout=published.name), notes
     layout = detect_layout(obj)
     if layout == "fakewatch":
         try:

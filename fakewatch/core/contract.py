@@ -18,7 +18,11 @@ from typing import Any, Mapping
 
 from fakewatch.core.atomic import atomic_write_text
 
-SCHEMA_VERSION = 1
+# Version 2 added ``resize`` and ``roi_rule`` (published detectors' own crop and resize rules). A contract that
+# uses neither is still written as version 1, so older fakewatch releases keep reading it; this one reads both.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+V2_FIELDS = {"resize": "linear", "roi_rule": "square"}
 ONNX_METADATA_KEY = "fakewatch.spec"
 SIDECAR_SUFFIX = ".json"
 
@@ -29,6 +33,13 @@ CHANNEL_ORDERS = ("RGB", "BGR")
 # detector's raw per-anchor outputs, decoded by the sidecar's "face_detector" section (core/blazeface.py).
 OUTPUT_KINDS = ("fake_logit", "class_logits", "face_boxes")
 PRECISIONS = ("fp32", "fp16", "int8")
+# How a crop becomes the input (core/preprocess.py RESIZERS): "linear" cv2.INTER_LINEAR stretch (fakewatch's own),
+# "cubic" cv2.INTER_CUBIC stretch (DeepfakeBench), "isotropic_pad" longest side to size (INTER_AREA down,
+# INTER_CUBIC up) then zero-padded to the centre (DFDC winner's isotropically_resize_image + put_to_center).
+RESIZE_MODES = ("linear", "cubic", "isotropic_pad")
+# How a detector box becomes the crop (core/roi.py ROI_RULES): "square" (fakewatch's), "dfdc" (box + side//3 each
+# side, not square; selimsef kernel_utils), "sbi" (box + side/8 each side, int-truncated; mapooon crop_face test).
+ROI_RULES = ("square", "dfdc", "sbi")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -59,6 +70,8 @@ class ModelSpec:
     input_name: str = "input"
     output_name: str = "logit"
     precision: str = "fp32"
+    resize: str = "linear"
+    roi_rule: str = "square"
     provenance: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
@@ -71,10 +84,14 @@ class ModelSpec:
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
         problems: list[str] = []
-        if self.schema_version != SCHEMA_VERSION:
+        if self.schema_version not in READABLE_VERSIONS:
             problems.append(
                 f"schema_version {self.schema_version} is not understood by this fakewatch (it reads "
-                f"version {SCHEMA_VERSION}); upgrade fakewatch or re-export the model with this version")
+                f"versions {list(READABLE_VERSIONS)}); upgrade fakewatch or re-export the model with this version")
+        if self.resize not in RESIZE_MODES:
+            problems.append(f"resize must be one of {RESIZE_MODES}, got {self.resize!r}")
+        if self.roi_rule not in ROI_RULES:
+            problems.append(f"roi_rule must be one of {ROI_RULES}, got {self.roi_rule!r}")
         if len(self.input_size) != 2 or not all(isinstance(v, int) and v > 0 for v in self.input_size):
             problems.append(f"input_size must be two positive ints (height, width), got {self.input_size!r}")
         for name in ("mean", "std"):
@@ -111,6 +128,12 @@ class ModelSpec:
         d = dataclasses.asdict(self)
         for name in ("input_size", "mean", "std", "labels"):
             d[name] = list(d[name])
+        if all(d[k] == v for k, v in V2_FIELDS.items()):   # nothing version 1 cannot say: stay readable by it
+            for k in V2_FIELDS:
+                del d[k]
+            d["schema_version"] = 1
+        else:
+            d["schema_version"] = SCHEMA_VERSION
         return json.loads(json.dumps(d, default=str))
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -126,10 +149,12 @@ class ModelSpec:
         version = data.get("schema_version", None)
         if version is None:
             raise ContractError(f"{where}: no schema_version; this is not a fakewatch contract")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ContractError(
-                f"{where}: schema_version {version!r} is not understood by this fakewatch (it reads version "
-                f"{SCHEMA_VERSION}); upgrade fakewatch or re-export the model")
+                f"{where}: schema_version {version!r} is not understood by this fakewatch (it reads versions "
+                f"{list(READABLE_VERSIONS)}); upgrade fakewatch or re-export the model")
+        if version == 1:
+            known = known - set(V2_FIELDS)   # a version-1 contract cannot carry them
         unknown = sorted(set(data) - known)
         missing = sorted(required - set(data))
         if unknown or missing:
@@ -139,8 +164,10 @@ class ModelSpec:
             if unknown:
                 parts.append(f"unknown field(s) {unknown}")
             raise ContractError(f"{where}: " + ", ".join(parts) + f"; known fields are {sorted(known)}")
+        data = dict(data)
+        data["schema_version"] = SCHEMA_VERSION   # in memory every contract is the current version
         try:
-            return cls(**dict(data))
+            return cls(**data)
         except ContractError as exc:
             raise ContractError(f"{where}: {exc}") from None
         except TypeError as exc:

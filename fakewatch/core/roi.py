@@ -42,6 +42,39 @@ def expand_box(x: float, y: float, w: float, h: float, margin: float, frame_w: i
     return (x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))
 
 
+def dfdc_box(x: float, y: float, w: float, h: float, margin: float, frame_w: int, frame_h: int) -> Box:
+    """DFDC winner's crop (selimsef ``kernel_utils.FaceExtractor``): integer box, plus ``side // 3`` on each side.
+
+    Not square. ``margin`` (1/3 in their code) is applied as ``floor(side * margin)`` on the int-truncated box,
+    which equals their ``side // 3``; the crop is clipped to the frame as their slicing clips it.
+    """
+    x0, y0, x1, y1 = int(x), int(y), int(x + w), int(y + h)
+    pw, ph = int((x1 - x0) * margin + 1e-6), int((y1 - y0) * margin + 1e-6)
+    bx0, by0 = max(x0 - pw, 0), max(y0 - ph, 0)
+    bx1, by1 = min(max(x1 + pw, 0), frame_w), min(max(y1 + ph, 0), frame_h)
+    return (bx0, by0, max(bx1, bx0 + 1), max(by1, by0 + 1))
+
+
+def sbi_box(x: float, y: float, w: float, h: float, margin: float, frame_w: int, frame_h: int) -> Box:
+    """SBI's test-time crop (mapooon ``crop_face(..., crop_by_bbox=True, phase='test')``): ``side/4 * 0.5`` = side/8
+    (``margin``) on each side, ``int()`` on the near edges, ``int() + 1`` on the far ones, clipped to the frame."""
+    x1f, y1f = x + w, y + h
+    bx0 = max(0, int(x - w * margin))
+    by0 = max(0, int(y - h * margin))
+    bx1 = min(frame_w, int(x1f + w * margin) + 1)
+    by1 = min(frame_h, int(y1f + h * margin) + 1)
+    return (bx0, by0, max(bx1, bx0 + 1), max(by1, by0 + 1))
+
+
+# The contract's roi_rule -> how a detector box (x, y, w, h) becomes the crop box.
+ROI_RULES = {"square": expand_box, "dfdc": dfdc_box, "sbi": sbi_box}
+
+
+def face_box(x: float, y: float, w: float, h: float, spec: ModelSpec, frame_w: int, frame_h: int) -> Box:
+    """The crop ``spec`` asks for around one detected face."""
+    return ROI_RULES[spec.roi_rule](x, y, w, h, spec.roi_margin, frame_w, frame_h)
+
+
 class FaceDetector(Protocol):
     """The one detector interface: faces as (x, y, w, h, score), largest first."""
 
@@ -135,7 +168,7 @@ class RoiExtractor:
             return [full_box(image)]
         h, w = image.shape[:2]
         faces = self.detector.detect(image)[: self.max_faces]
-        return [expand_box(x, y, bw, bh, self.spec.roi_margin, w, h) for (x, y, bw, bh, _s) in faces]
+        return [face_box(x, y, bw, bh, self.spec, w, h) for (x, y, bw, bh, _s) in faces]
 
 
 @dataclass

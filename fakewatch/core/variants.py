@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from fakewatch.core.contract import IMAGENET_MEAN, IMAGENET_STD
+from fakewatch.core.contract import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,19 @@ for _i, _size in enumerate(_LITE_SIZES):
 _rows.append(Variant("test", "test_efficientnet", 64, "test", IMAGENET_MEAN, IMAGENET_STD, False,
                      "tiny timm test net; tests only"))
 
-VARIANTS: dict[str, Variant] = {v.name: v for v in _rows}
-_BY_TIMM: dict[str, Variant] = {v.timm_name: v for v in _rows}
+# The published detectors' architectures at the sizes their authors run them (core/published.py has the full
+# recipes: key layouts, heads, crops). Rows here let `fakewatch bench --variants dfdc-b7,sbi-b4` time them.
+_PUBLISHED = (
+    Variant("dfdc-b7", "tf_efficientnet_b7", 380, "published", IMAGENET_MEAN, IMAGENET_STD, True,
+            "DFDC winner (selimsef) B7 @380"),
+    Variant("sbi-b4", "tf_efficientnet_b4", 380, "published", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), True,
+            "Self-Blended Images B4 @380, [0,1] input"),
+    Variant("dfb-b4", "tf_efficientnet_b4", 256, "published", INCEPTION_MEAN, INCEPTION_STD, True,
+            "DeepfakeBench B4 @256"),
+)
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (*_rows, *_PUBLISHED)}
+_BY_TIMM: dict[str, Variant] = {v.timm_name: v for v in _rows}   # timm names mean the plain rows
 
 
 class UnknownVariantError(KeyError):
@@ -69,14 +80,15 @@ def resolve_variant(name: str) -> Variant:
         f"unknown variant {name!r}{hint} (run `fakewatch export --list` for all {len(VARIANTS)} variants)")
 
 
-def list_variants(include_test: bool = False) -> list[Variant]:
-    return [v for v in VARIANTS.values() if include_test or v.family != "test"]
+def list_variants(include_test: bool = False, include_published: bool = False) -> list[Variant]:
+    return [v for v in VARIANTS.values()
+            if (include_test or v.family != "test") and (include_published or v.family != "published")]
 
 
 def format_table(include_test: bool = False) -> str:
     """The registry as a plain text table, for ``fakewatch export --list``."""
     rows = [("name", "timm name", "input", "mean/std", "notes")]
-    for v in list_variants(include_test):
+    for v in list_variants(include_test, include_published=True):
         norm = "imagenet" if v.mean == IMAGENET_MEAN else f"{v.mean}/{v.std}"
         rows.append((v.name, v.timm_name, f"{v.input_size}x{v.input_size}", norm, v.note))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
