@@ -81,7 +81,7 @@ def test_http_mjpeg_stream(mjpeg_server):
             frames += group.wait_frames(0.2)
         st = group.stats()[src.id]
     assert frames and frames[-1].image.shape == (96, 128, 3)
-    assert st.fps == pytest.approx(20, rel=0.25), st.fps
+    assert st.fps > 0, st.fps      # the read rate itself is machine-load dependent: not asserted (no timed tests)
     assert "live" in [e.state for e in events]
     # the content is what the server sent: a grey level that changes every frame
     lv = [int(np.median(f.image)) for f in frames]
