@@ -138,6 +138,9 @@ def _run_watch(args: argparse.Namespace) -> int:
     if args.print_schema:
         print(json.dumps(ALERT_SCHEMA, indent=2))
         return 0
+    from fakewatch.runtime.malloc_tuning import limit_malloc_arenas
+
+    limit_malloc_arenas()      # before reader threads exist: keeps RSS flat over months of reconnects
     for name in ("batch", "max_faces", "detect_every"):
         v = getattr(args, name)
         if v is not None and v < 1:
