@@ -214,6 +214,9 @@ def _run_watch(args: argparse.Namespace) -> int:
         print(dump_yaml(conf, refs), end="")
         return 0
     apply_config(conf, args)
+    from fakewatch.runtime.malloc_tuning import limit_malloc_arenas
+
+    limit_malloc_arenas()      # before reader threads exist: keeps RSS flat over months of reconnects
     for name in ("batch", "max_faces", "detect_every"):
         v = getattr(args, name)
         if v is not None and v < 1:

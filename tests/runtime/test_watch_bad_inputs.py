@@ -119,3 +119,16 @@ def test_model_errors_are_one_line_naming_the_file_and_the_fix(tmp_path, bright_
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert rc == 1 and len(lines) == 1 and needle in lines[0] and model.name in lines[0], err
         assert "Traceback" not in err
+
+
+def test_malloc_arena_cap_respects_the_users_setting(monkeypatch):
+    import sys
+
+    from fakewatch.runtime.malloc_tuning import limit_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    assert limit_malloc_arenas() is False                      # the user's choice wins
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert limit_malloc_arenas(0) is False
+    if sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver()):
+        assert limit_malloc_arenas(2) is True
