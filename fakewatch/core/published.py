@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from fakewatch.core.contract import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD, ModelSpec
+from fakewatch.core.contract import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD
 
 
 class PublishedError(ValueError):
@@ -128,19 +128,14 @@ def _numpy_safe_globals() -> list[Any]:
 
 
 def torch_load_weights(path: Path) -> Any:
-    """``torch.load(weights_only=True)``, allowing numpy scalars and dtypes (never code); one clear error."""
-    import torch
+    """``torch.load(weights_only=True)`` allowing numpy scalars and dtypes (never code): core.checkpoint's loader,
+    with its one clear error raised as :class:`PublishedError`."""
+    from fakewatch.core.checkpoint import CheckpointError, _torch_load
 
-    if not path.is_file():
-        raise PublishedError(f"checkpoint {path} does not exist")
     try:
-        with torch.serialization.safe_globals(_numpy_safe_globals()):
-            return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle/zip errors on corrupt or code-carrying files
-        raise PublishedError(
-            f"checkpoint {path} cannot be read as weights ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
-            f"fakewatch loads only tensors and plain data (weights_only=True); re-download the file if it is "
-            f"truncated") from None
+        return _torch_load(Path(path))
+    except CheckpointError as exc:
+        raise PublishedError(str(exc)) from None
 
 
 def _strip_module(state: dict[str, Any]) -> dict[str, Any]:
