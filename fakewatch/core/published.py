@@ -365,7 +365,15 @@ def make_ensemble(models: Sequence[Any]):
     """Members side by side in one module: one input, one fake logit = logit(mean of the members' sigmoids)."""
     import torch
     import torch.nn as nn
-    import torch.nn.functional as F
+
+    # spelled out so the exported graph stays finite: ONNX's export of logsigmoid is log(sigmoid(v)), -inf once
+    # sigmoid underflows; here nothing is ever log(0)
+    def _log_sigmoid(v):
+        return torch.clamp(v, max=0.0) - torch.log(1.0 + torch.exp(-v.abs()))
+
+    def _logsumexp(a):
+        top = a.max(0).values
+        return top + torch.log(torch.exp(a - top).sum(0))
 
     class MeanProbEnsemble(nn.Module):
         def __init__(self, members):
@@ -377,6 +385,6 @@ def make_ensemble(models: Sequence[Any]):
             # cancels): exact and well conditioned in float32 even when every member is certain, where
             # log(p) - log(1 - p) of the averaged probability lost ~1e-2 of a logit between torch and ONNX Runtime
             z = torch.stack([m(x) for m in self.members], 0)
-            return torch.logsumexp(F.logsigmoid(z), 0) - torch.logsumexp(F.logsigmoid(-z), 0)
+            return _logsumexp(_log_sigmoid(z)) - _logsumexp(_log_sigmoid(-z))
 
     return MeanProbEnsemble(list(models)).eval()
