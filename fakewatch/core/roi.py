@@ -4,8 +4,8 @@ A Box is (x0, y0, x1, y1) in integer pixels, x1/y1 exclusive, always inside the 
 
 Face detection sits behind one small interface, :class:`FaceDetector` (``detect(image) -> [(x, y, w, h, score)]``,
 largest first): OpenCV's bundled Haar cascade by default, ``cv2.FaceDetectorYN`` when the user supplies a YuNet
-ONNX file. :class:`RoiTracker` runs the detector every ``detect_every`` frames per stream and holds the last boxes
-for ``hold_s`` seconds when a detection misses, so a blink of the detector does not blank the stream.
+ONNX file. The watch pipeline picks its detector (BlazeFace by default) in runtime/face_detectors.py and tracks faces
+between detector runs in runtime/tracking.py; :class:`RoiExtractor` is the one-shot form training and calibration use.
 
 No-face rule: a frame for which no box is detected or held gets no model score. It is counted (``no_face``) and
 stays in the stream's decision window as an unscored frame; when too few frames of the window are scored, the
@@ -13,7 +13,6 @@ stream's state becomes UNKNOWN (see runtime/decision.py). A frame without a face
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -150,11 +149,6 @@ class YuNetFaceDetector:
         return sorted(out, key=lambda f: -f[2] * f[3])
 
 
-def make_face_detector(yunet: str | Path | None = None) -> FaceDetector:
-    """YuNet when a model file is given, else the bundled Haar cascade."""
-    return YuNetFaceDetector(yunet) if yunet else HaarFaceDetector()
-
-
 class RoiExtractor:
     """Turns a frame into the boxes the model looks at, following the model's contract."""
 
@@ -169,54 +163,6 @@ class RoiExtractor:
         h, w = image.shape[:2]
         faces = self.detector.detect(image)[: self.max_faces]
         return [face_box(x, y, bw, bh, self.spec, w, h) for (x, y, bw, bh, _s) in faces]
-
-
-@dataclass
-class _Held:
-    boxes: list[Box]
-    ts: float                 # capture time of the detection that produced them
-    shape: tuple[int, int]    # frame (h, w) they belong to
-    frames: int = 0           # frames seen since the last detector run
-
-
-class RoiTracker:
-    """Per-stream ROI with detect-every-k and box holding (see the module docstring for the no-face rule).
-
-    ``boxes(stream, image, ts)`` returns ``(boxes, detected)``: ``detected`` is False when boxes were reused.
-    """
-
-    def __init__(self, extractor: RoiExtractor, detect_every: int = 1, hold_s: float = 0.5) -> None:
-        if detect_every < 1:
-            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
-        if hold_s < 0:
-            raise ValueError(f"hold_s must be >= 0, got {hold_s}")
-        self.extractor = extractor
-        self.detect_every = detect_every
-        self.hold_s = hold_s
-        self._held: dict[str, _Held] = {}
-
-    def boxes(self, stream: str, image: np.ndarray, ts: float) -> tuple[list[Box], bool]:
-        if self.extractor.spec.roi == "full":
-            return [full_box(image)], True
-        shape = image.shape[:2]
-        held = self._held.get(stream)
-        if held is not None and held.shape != shape:   # resolution changed (e.g. after a reconnect)
-            held = None
-        if held is not None and held.frames + 1 < self.detect_every:
-            held.frames += 1                     # between detector runs: reuse the last result as it is
-            return list(held.boxes), False
-        found = self.extractor(image)
-        if found:
-            self._held[stream] = _Held(found, ts, shape)
-            return found, True
-        if held is not None and held.boxes and ts - held.ts <= self.hold_s:
-            held.frames = self.detect_every - 1  # detector missed: hold the old boxes, retry on the next frame
-            return list(held.boxes), False
-        self._held[stream] = _Held([], ts, shape)
-        return [], True
-
-    def forget(self, stream: str) -> None:
-        self._held.pop(stream, None)
 
 
 def crop(image: np.ndarray, box: Box) -> np.ndarray:
