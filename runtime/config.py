@@ -147,6 +147,26 @@ class MetricsConfig(_Strict):
     host: str = "0.0.0.0"
 
 
+class DashboardConfig(_Strict):
+    listen: str = Field("127.0.0.1:8080", description="PORT (127.0.0.1 only) or HOST:PORT; any other address must "
+                                                      "be written out, e.g. 0.0.0.0:8080 (docs/dashboard.md)")
+    token: SecretStr | None = Field(None, description="required as 'Authorization: Bearer' or ?token= (use an "
+                                                      "${ENV_VAR} reference)")
+    jpeg_fps: float = Field(4.0, gt=0, description="newest-frame JPEG encodes per camera per second, at most")
+    jpeg_width: int = Field(640, ge=32, description="frames are downscaled to this width")
+    history: float = Field(300.0, gt=0, description="seconds of score history (sparkline)")
+    max_events: int = Field(100, ge=1, description="newest events kept and listed")
+    sse_clients: int = Field(8, ge=1, description="live-update connections at once")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        from fakewatch.runtime.http_server import parse_listen
+
+        host, port = parse_listen(v)
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class ClipConfig(_Strict):
     enabled: bool = False
     pre: float = Field(2.0, ge=0, description="seconds before the episode start")
@@ -185,6 +205,7 @@ class WatchFile(_Strict):
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     metrics: MetricsConfig | None = None
     snapshots: SnapshotsConfig | None = None
+    dashboard: DashboardConfig | None = None
 
     @field_validator("cameras")
     @classmethod

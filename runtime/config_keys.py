@@ -12,5 +12,5 @@ CLI_KEYS: dict[str, tuple] = {
     "max_faces": ("detect", "max_faces"), "stale_after": ("stale_after",), "max_retries": ("max_retries",),
     "status_interval": ("status_interval",), "json": ("jsonl",), "loop": ("loop",),
     "mqtt": ("mqtt", "url"), "metrics_port": ("metrics", "port"), "metrics_host": ("metrics", "host"),
-    "snapshots": ("snapshots", "dir"),
+    "snapshots": ("snapshots", "dir"), "http": ("dashboard", "listen"), "http_token": ("dashboard", "token"),
 }

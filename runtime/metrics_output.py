@@ -42,12 +42,13 @@ class MetricsOutput(Output):
     name = "metrics"
 
     def __init__(self, port: int, host: str = "0.0.0.0", siblings: Sequence[Output] = (),
-                 clock: Any = time.monotonic) -> None:
+                 clock: Any = time.monotonic, serve: bool = True) -> None:
         if not 0 <= port < 65536:
             raise ValueError(f"--metrics-port must be 0..65535 (0 = any free port), got {port}")
         from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info
 
         self.host, self.port = host, port
+        self.serve = serve                 # False: no listener of its own (the dashboard's port serves /metrics)
         self.clock = clock
         self.siblings = list(siblings)     # outputs whose drops we export
         self.registry = r = CollectorRegistry()
@@ -90,6 +91,8 @@ class MetricsOutput(Output):
                         "version": _version()})
         for cam in info.get("cameras", ()):
             self._camera(cam)
+        if not self.serve:
+            return
         try:
             self._server, self._thread = start_http_server(self.port, addr=self.host, registry=self.registry)
         except OSError as e:       # RuntimeError: the CLI prints it as one line

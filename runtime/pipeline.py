@@ -80,6 +80,7 @@ class FrameView:
     score: float
     timings: dict[str, float]       # stage -> time.monotonic() stamp
     capture_ts: float
+    track_ids: list[int] = field(default_factory=list)   # tracker id of each box (face models; dashboard labels)
 
 
 @dataclass
@@ -329,7 +330,7 @@ class Pipeline:
         lat = self.latency.record(f.source_id, f.seq, f.timings, faces=len(face_probs))
         if self._frame_sinks:
             view = FrameView(f.source_id, f.seq, f.image, item.boxes, face_probs, dec.state, dec.score, f.timings,
-                             f.capture_ts)
+                             f.capture_ts, [t.id for t in item.tracks])
             for sink in self._frame_sinks:
                 sink.frame(view)
         if frame_rec is not None and self.frame_records.maxlen:

@@ -109,6 +109,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--metrics-port", type=int, default=None, metavar="N",
                    help="serve Prometheus /metrics on port N (0 = any free port)")
     m.add_argument("--metrics-host", default=None, help="address for /metrics (default 0.0.0.0)")
+    m.add_argument("--http", default=None, metavar="[HOST:]PORT",
+                   help="serve the live dashboard, its JSON API and /metrics on one port (docs/dashboard.md); a "
+                        "bare PORT listens on 127.0.0.1 only, any other address must be given, e.g. 0.0.0.0:8080")
+    m.add_argument("--http-token", default=None, metavar="TOKEN",
+                   help="require this token (Authorization: Bearer, or ?token=) on every dashboard request; "
+                        "default: $FAKEWATCH_HTTP_TOKEN when set")
     m.add_argument("--snapshots", default=None, metavar="DIR",
                    help="save JPEG evidence (frame with the face box, and the face crop) of each FAKE episode")
     p.set_defaults(func=_run_watch)
@@ -146,7 +152,7 @@ def apply_config(cfg: Any, args: argparse.Namespace) -> None:
         node: Any = cfg
         for key in path:
             node = getattr(node, key, None) if node is not None else None
-        if dest in ("mqtt", "metrics_port", "metrics_host", "snapshots"):
+        if dest in ("mqtt", "metrics_port", "metrics_host", "snapshots", "http", "http_token"):
             continue                      # read from cfg by runtime/outputs.py
         setattr(args, dest, Path(node) if dest in ("model", "face_detector") and node is not None else node)
     args.no_pace = not cfg.pace
@@ -289,7 +295,7 @@ def _run_watch(args: argparse.Namespace) -> int:
                                               if c.detect.every is not None})
     from fakewatch.runtime.outputs import build_monitor
 
-    monitor = build_monitor(conf, model.name, runner.name, ids)
+    monitor = build_monitor(conf, model.name, runner.name, ids, threshold=spec.threshold)
     if monitor is not None:
         sinks.append(monitor)
     stop = threading.Event()
