@@ -319,8 +319,9 @@ class Dashboard(Output):
             label = " ".join(x for x in (f"#{tid}" if tid is not None else "", f"{p:.2f}" if p is not None else "")
                              if x)
             if label:
-                cv2.putText(image, label, (x0, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1,
-                            cv2.LINE_AA)
+                # above the box, or inside its top edge when the box touches the top of the frame
+                y = y0 - 4 if y0 >= 14 else y0 + 13
+                cv2.putText(image, label, (x0 + 2, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
         return _jpeg(image, self.settings.jpeg_quality)
 
     def event_list(self, limit: int | None = None, camera: str | None = None) -> list[dict[str, Any]]:

@@ -3,8 +3,8 @@ Events) and Prometheus ``/metrics``.
 
 The standard library's ``ThreadingHTTPServer`` (one daemon thread per connection) serves it: no dependency, and the
 work per request is a dict lookup, a cached JPEG or a small JSON document. Read-only: GET and HEAD only. With a token
-every path needs ``Authorization: Bearer TOKEN`` or ``?token=TOKEN`` (the page passes its own ``?token=`` on to the
-API); request lines are never logged, so the token is not printed. Routes are a table (see ``ROUTES``) and
+every path but the page's three static files needs ``Authorization: Bearer TOKEN`` or ``?token=TOKEN`` (the page
+passes its own ``?token=`` on to the API); request lines are never logged, so the token is not printed. Routes are a table (see ``ROUTES``) and
 ``docs/dashboard.md`` documents them.
 """
 from __future__ import annotations
@@ -216,7 +216,6 @@ def _evidence(kind: str) -> Callable:
 #: path pattern ('*' = one segment, passed to the handler) -> handler. /api/stream is handled by _Handler itself.
 ROUTES: tuple[tuple[tuple[str, ...], Callable], ...] = (
     ((), DashboardServer._static),
-    (("*",), DashboardServer._static),
     (("api", "cameras"), DashboardServer._cameras),
     (("api", "cameras", "*"), DashboardServer._camera),
     (("api", "cameras", "*", "latest.jpg"), DashboardServer._latest),
@@ -224,6 +223,7 @@ ROUTES: tuple[tuple[tuple[str, ...], Callable], ...] = (
     (("api", "events", "*", "snapshot.jpg"), _evidence("frame")),
     (("api", "events", "*", "crop.jpg"), _evidence("crop")),
     (("metrics",), DashboardServer._metrics),
+    (("*",), DashboardServer._static),          # last: the page's own files
 )
 
 
@@ -254,7 +254,8 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qs(url.query)
         parts = [unquote(p) for p in url.path.split("/") if p]
         try:
-            if not app.authorized(self.headers, query):
+            # the page's own files carry no camera data: public, so a browser can load them before it sends the token
+            if url.path not in STATIC and not app.authorized(self.headers, query):
                 raise _Error(HTTPStatus.UNAUTHORIZED, "this dashboard needs its token: send 'Authorization: Bearer "
                                                       "TOKEN' or add ?token=TOKEN to the URL")
             if parts == ["api", "stream"]:

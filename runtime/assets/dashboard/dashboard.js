@@ -3,7 +3,8 @@
 "use strict";
 const TOKEN = new URLSearchParams(location.search).get("token");
 const FRAME_MS = 250;          // frame refresh per tile
-const SPAN_S = 300;            // sparkline span (the server keeps the same)
+const SPAN_S = 300;            // longest sparkline span (the server keeps the same history)
+const MIN_SPAN_S = 60;         // a young history is spread over at least this span
 const MAX_EVENTS = 50;         // events listed
 const tiles = new Map();       // camera name -> {el, history, ...}
 let threshold = 0.5;
@@ -76,10 +77,13 @@ function drawSpark(t) {
   svg.querySelector(".thr").setAttribute("y1", y(threshold));
   svg.querySelector(".thr").setAttribute("y2", y(threshold));
   const now = Date.now() / 1000;
+  const span = Math.min(SPAN_S, Math.max(MIN_SPAN_S, t.history.length ? now - t.history[0][0] : 0));
   const pts = t.history.filter(p => p[1] !== null)
-    .map(p => ((300 * (p[0] - (now - SPAN_S))) / SPAN_S).toFixed(1) + "," + y(p[1]));
+    .map(p => ((300 * (p[0] - (now - span))) / span).toFixed(1) + "," + y(p[1]));
   svg.querySelector(".line").setAttribute("points", pts.join(" "));
-  svg.setAttribute("aria-label", "P(fake) over the last " + SPAN_S / 60 + " minutes");
+  svg.setAttribute("aria-label", "rolling P(fake) over the last " + Math.round(span) + " s");
+  svg.querySelector("title") || svg.appendChild(document.createElementNS("http://www.w3.org/2000/svg", "title"));
+  svg.querySelector("title").textContent = "rolling P(fake), last " + Math.round(span) + " s (dashed: threshold)";
 }
 
 function renderCamera(c) {
