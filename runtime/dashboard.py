@@ -25,6 +25,8 @@ from fakewatch.runtime.monitor import Output
 
 #: verdict -> box colour (BGR): the colour the page uses for the state badge too
 VERDICT_BGR = {"FAKE": (40, 40, 230), "REAL": (60, 180, 60), "UNKNOWN": (160, 160, 160)}
+#: events whose raw frame is kept for in-memory evidence (without --snapshots) until a request encodes it
+KEEP_FRAMES = 16
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,16 @@ class Dashboard(Output):
             slot = self.tiles[after["camera"]].slot if after.get("camera") in self.tiles else None
             if slot is not None:
                 entry.frame, entry.box, entry.jpeg = slot.image, after.get("box"), {}
+            self._bound_frames()
         self.broadcast.publish("event", entry.as_dict())
+
+    def _bound_frames(self) -> None:
+        """Raw evidence frames are kept for the newest KEEP_FRAMES events only (a 1080p frame is 6 MB); a request
+        turns them into JPEG bytes and lets the frame go."""
+        with self._lock:
+            held = [e for e in reversed(self.events.values()) if e.frame is not None]
+        for e in held[KEEP_FRAMES:]:
+            e.frame = None
 
     def close(self) -> None:
         self.broadcast.close()
@@ -348,8 +359,11 @@ class Dashboard(Output):
                 return Path(path).read_bytes()
             except OSError:
                 return None          # the writer thread has not written it yet
-        if kind not in entry.jpeg and entry.frame is not None:
-            entry.jpeg[kind] = self._encode_evidence(entry.frame, entry.box, kind)
+        frame = entry.frame
+        if kind not in entry.jpeg and frame is not None:
+            # both kinds at once, then the frame can go: memory holds JPEG bytes, not raw frames
+            entry.jpeg = {k: self._encode_evidence(frame, entry.box, k) for k in ("frame", "crop")}
+            entry.frame = None
         return entry.jpeg.get(kind)
 
     def _encode_evidence(self, frame: Any, box: list[int] | None, kind: str) -> bytes:

@@ -210,6 +210,8 @@ def _run_watch(args: argparse.Namespace) -> int:
     from fakewatch.runtime.config import merge_args
 
     explicit = fill_defaults(args)
+    if args.http_token is not None and args.http is None and args.config is None:
+        raise ValueError("--http-token protects the dashboard: add --http [HOST:]PORT to serve it")
     if args.print_schema:
         print(json.dumps(ALERT_SCHEMA, indent=2))
         return 0

@@ -131,6 +131,7 @@ def test_events_newest_first_bounded_with_in_memory_evidence(served, tmp_path):
     dash.event({"type": "new", "before": after, "after": after})
     crop = cv2.imdecode(np.frombuffer(get(server, "/api/events/e1/crop.jpg")[2], np.uint8), cv2.IMREAD_COLOR)
     assert crop.shape[:2] == (100, 100) and crop[50, 50, 1] > 180          # the face region, green
+    assert dash.events["e1"].frame is None                                  # encoded: the raw frame is let go
     full = get(server, "/api/events/e1/snapshot.jpg")
     assert full[0] == 200 and cv2.imdecode(np.frombuffer(full[2], np.uint8), cv2.IMREAD_COLOR).shape == (240, 320, 3)
     # evidence files of a snapshot store win over memory; an event not yet written says so
@@ -146,6 +147,8 @@ def test_events_newest_first_bounded_with_in_memory_evidence(served, tmp_path):
     assert status == 404 and "has no crop evidence (yet)" in json.loads(body)["error"]
     status, _h, body = get(server, "/api/events/e1/snapshot.jpg")
     assert status == 404 and "among the newest 3" in json.loads(body)["error"]
+    assert dash.events["e3"].frame is not None and get(server, "/api/events/e3/crop.jpg")[0] == 200
+    assert dash.events["e3"].frame is None and set(dash.events["e3"].jpeg) == {"frame", "crop"}   # bytes only
     assert [e["id"] for e in json.loads(get(server, "/api/events?limit=1")[2])["events"]] == ["e4"]
     assert get(server, "/api/events?limit=0")[0] == 400
     end = {**after, "id": "e4", "end_time": 9.0}
@@ -272,5 +275,36 @@ def test_config_and_flags_build_one_port(tmp_path, monkeypatch):
         assert get(dash.server, "/metrics", {"Authorization": "Bearer abc"})[0] == 200
     finally:
         mon.close()
+    from fakewatch.runtime.config import dump_yaml
+
+    text = dump_yaml(*from_dict({"dashboard": {"listen": "0.0.0.0:8080", "token": "abc"}}))
+    assert "abc" not in text and "***" in text and "0.0.0.0:8080" in text
     with pytest.raises(ConfigError, match="dashboard.listen"):
         from_dict({"dashboard": {"listen": "everywhere"}})
+
+
+def test_raw_evidence_frames_are_bounded():
+    from fakewatch.runtime.dashboard import KEEP_FRAMES
+
+    dash = Dashboard(DashboardSettings(max_events=50))
+    dash.start({"cameras": ["cam"]})
+    images = [frame(i, 16, 16) for i in range(KEEP_FRAMES + 10)]
+    for i, img in enumerate(images):
+        dash.frame(View("cam", i, img, [(0, 0, 8, 8)], [0.9], "FAKE", 0.9))
+        a = {"id": f"e{i}", "camera": "cam", "box": [0, 0, 8, 8], "has_snapshot": False}
+        dash.event({"type": "new", "before": a, "after": a})
+    held = [e.id for e in dash.events.values() if e.frame is not None]
+    assert held == [f"e{i}" for i in range(10, KEEP_FRAMES + 10)]        # the newest KEEP_FRAMES only
+    assert dash.events["e12"].frame is images[12]                         # a reference to the reader's frame, no copy
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--http", "localhost"], "--http 'localhost': expected PORT or HOST:PORT"),
+    (["--http-token", "x"], "--http-token protects the dashboard: add --http"),
+])
+def test_watch_flags_errors(argv, message, capsys):
+    from fakewatch.cli import main
+
+    assert main(["watch", "demo", "--no-live", "--duration", "1", *argv]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
