@@ -231,7 +231,7 @@ def write(doc: dict[str, Any], out: Path) -> list[Path]:
           f"Load before: `{doc['load_before']}`  ", f"Load after: `{doc['load_after']}`  ", "",
           f"Sources: `demo` = {doc['streams']['demo']} paced demo stream (176x144, 30 fps); `720p` = "
           f"{doc['streams']['720p']} paced 1280x720 30 fps streams (carphone upscaled, looped). Bundled demo model "
-          f"with BlazeFace, {doc['seconds']:g} s per row, the four modes interleaved in each of {doc['rounds']} rounds. "
+          f"with BlazeFace, {doc['seconds']:g} s per row, the four modes interleaved in each of {doc['rounds']} rounds, their order rotated every round. "
           f"*processed* = frames decided / frames a 30 fps camera offers in the run time; *CPU* = CPU seconds per "
           f"second of the whole watch process (pipeline, readers and HTTP server threads; the pages are other "
           f"processes); *hooks* = CPU time of the pipeline thread spent in the dashboard's hooks per decided frame.", "",
@@ -313,7 +313,10 @@ def main(argv: list[str] | None = None) -> int:
                            "load_before": _load(), "rows": []}
     from tqdm import tqdm
 
-    plan = [(rnd, kind, mode) for rnd in range(1, args.rounds + 1) for kind in kinds for mode in MODES]
+    # the mode order rotates every round, so no mode always runs first (or right after the 4-page clients)
+    modes = list(MODES)
+    plan = [(rnd, kind, mode) for rnd in range(1, args.rounds + 1) for kind in kinds
+            for mode in modes[(rnd - 1) % len(modes):] + modes[:(rnd - 1) % len(modes)]]
     for rnd, kind, mode in tqdm(plan, desc="dashboard cost", unit="row"):
         r = row(kind, video, streams[kind], args.seconds, MODES[mode])
         r["round"] = rnd
