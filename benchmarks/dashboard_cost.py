@@ -213,11 +213,11 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     [r["processed_mean"] - off[r["round"]]["processed_mean"] for r in rs])), 4)
                 d["cpu_minus_off_median"] = round(float(np.median(
                     [r["process_cpu_s_per_s"] - off[r["round"]]["process_cpu_s_per_s"] for r in rs])), 3)
-                d["hooks_us_per_frame_median"] = float(np.median([r["hooks_us_per_frame"] for r in rs]))
+                d["hooks_us_per_frame_median"] = round(float(np.median([r["hooks_us_per_frame"] for r in rs])), 1)
                 if any(r["jpeg_encodes"] for r in rs):
                     d["encode_ms_mean"] = round(float(np.median([r["encode_ms_mean"] for r in rs if r["jpeg_encodes"]])),
                                                 3)
-                    d["encodes_per_camera_s"] = float(np.median([r["encodes_per_camera_s"] for r in rs]))
+                    d["encodes_per_camera_s"] = round(float(np.median([r["encodes_per_camera_s"] for r in rs])), 2)
             out[src][mode] = d
     return out
 
@@ -266,7 +266,7 @@ def write(doc: dict[str, Any], out: Path) -> list[Path]:
         width = 0.8 / max(1, len(doc["summary"]))
         for k, (src, sm) in enumerate(doc["summary"].items()):
             xs = [i + (k - (len(doc["summary"]) - 1) / 2) * width for i in range(len(modes))]
-            ax.bar(xs, [sm[m]["processed_median"] * 100 for m in modes], width, label=f"{src} (median)")
+            ax.bar(xs, [sm[m]["processed_median"] * 100 for m in modes], width, label=f"{doc['streams'][src]} x {'demo 176x144' if src == 'demo' else src} (median)")
             for x, m in zip(xs, modes):
                 pts = [r["processed_mean"] * 100 for r in doc["rows"] if r["source"] == src and r["mode"] == m]
                 ax.plot([x] * len(pts), pts, "k.", ms=4)
