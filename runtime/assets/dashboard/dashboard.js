@@ -45,6 +45,7 @@ function setState(t, state, score) {
   b.textContent = state;
   b.className = "state badge " + state.toLowerCase();
   t.el.classList.toggle("fake", state === "FAKE");
+  if (state === "UNKNOWN") score = null;      // no current verdict: no score either, never the last one
   if (score !== undefined) t.el.querySelector(".score").textContent = fmt(score, 2);
 }
 
