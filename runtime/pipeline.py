@@ -80,6 +80,7 @@ class FrameView:
     score: float
     timings: dict[str, float]       # stage -> time.monotonic() stamp
     capture_ts: float
+    server_ms: dict[str, float] = field(default_factory=dict)   # remote backend: server_queue/compute ms
 
 
 @dataclass
@@ -88,6 +89,7 @@ class _Item:
     boxes: list[Box]
     stream_ts: float
     tracks: list[Track] = field(default_factory=list)
+    server_ms: dict[str, float] = field(default_factory=dict)   # latency.SERVER_STAGES from a remote backend
 
 
 @dataclass
@@ -283,13 +285,19 @@ class Pipeline:
             self.batch_reasons[batch.reason] += 1
             self.batch_log.append((batch.rows, len({it.frame.source_id for it in batch.items if it.boxes}),
                                    batch.reason))
+            server_ms = self._server_ms()
             for item in batch.items:
                 if item.boxes:
                     item.frame.stamp("inference", t_inf)
+                    item.server_ms = server_ms
             for sink in self._frame_sinks:
                 sink.batch(batch.rows, batch.reason)
         for i, item in enumerate(batch.items):
             self._decide(item, [float(p) for p in batch.outputs_of(probs, i)] if item.boxes else [])
+
+    def _server_ms(self) -> dict[str, float]:
+        fn = getattr(self.runner, "server_stage_ms", None)     # Triton: its statistics, sampled in the background
+        return fn() if fn is not None else {}
 
     def _infer_device(self, batch: Batch) -> np.ndarray:
         """Fused CUDA preprocessing straight into the engine's input buffer, then inference (no host tensor)."""
@@ -326,10 +334,10 @@ class Pipeline:
                 for sink in self.sinks:
                     sink.emit(frame_rec)
         f.stamp("alert", self.clock())
-        lat = self.latency.record(f.source_id, f.seq, f.timings, faces=len(face_probs))
+        lat = self.latency.record(f.source_id, f.seq, f.timings, faces=len(face_probs), server_ms=item.server_ms)
         if self._frame_sinks:
             view = FrameView(f.source_id, f.seq, f.image, item.boxes, face_probs, dec.state, dec.score, f.timings,
-                             f.capture_ts)
+                             f.capture_ts, item.server_ms)
             for sink in self._frame_sinks:
                 sink.frame(view)
         if frame_rec is not None and self.frame_records.maxlen:

@@ -101,6 +101,24 @@ def _infer_function(runner, spec):
     return infer
 
 
+#: PyTriton waits 1 s for its model stub's config handshake; a busy machine (CI, 2 shared cores) needs longer
+HANDSHAKE_TIMEOUT_S = 60.0
+
+
+def _patient_handshake() -> None:
+    """Give PyTriton's handshake with the freshly loaded model stub HANDSHAKE_TIMEOUT_S instead of its fixed 1 s.
+
+    Under load the stub answers later than that; PyTriton then gives up and shuts the server down ("Timeout
+    occurred while waiting for config file ...-config.sock", seen here at load average 4)."""
+    import pytriton.models.model as model_mod
+    from pytriton.proxy.communication import get_config_from_handshake_server
+
+    def patient(socket_path, timeout_s: float = HANDSHAKE_TIMEOUT_S):
+        return get_config_from_handshake_server(socket_path, timeout_s=max(timeout_s, HANDSHAKE_TIMEOUT_S))
+
+    model_mod.get_config_from_handshake_server = patient
+
+
 def serve(cfg: ServeConfig, stop: threading.Event | None = None) -> None:
     """Start Triton with ``cfg.model`` bound, block until ``stop`` is set (SIGINT/SIGTERM set it), shut down."""
     import numpy as np
@@ -109,6 +127,7 @@ def serve(cfg: ServeConfig, stop: threading.Event | None = None) -> None:
 
     from fakewatch.runtime.backends import load_runner
 
+    _patient_handshake()
     stop = stop or threading.Event()
     runners = [load_runner(cfg.model, cfg.backend, **cfg.runner_options).activate() for _ in range(cfg.instances)]
     spec = runners[0].spec

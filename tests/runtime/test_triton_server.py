@@ -178,3 +178,43 @@ def test_server_killed_and_restarted_clients_recover(bright_onnx, tmp_path):
         assert sum(st["dropped"] for st in summary["streams"].values()) > 0   # the lost batches' frames
         assert "failed a request" in log     # one clear line per outage on stderr
     print("recovery after ready (s):", [round(b - ready, 2) for b in back], file=sys.stderr)
+
+
+def test_server_timing_from_triton_statistics(shared_server, bright_onnx, tmp_path):
+    """Triton's own queue/compute times reach the runner and the watch pipeline's latency stages."""
+    from fakewatch.runtime.backends.triton_runner import TritonRunner
+    from fakewatch.runtime.pipeline import Pipeline, WatchConfig
+    from fakewatch.streams import open_source
+
+    server = shared_server["demo"]
+    runner = TritonRunner.connect(server.url, "deepfake", stats_interval_s=0.05)
+    x = np.random.default_rng(1).standard_normal((8, 3, 112, 112)).astype(np.float32)
+    with runner:
+        assert runner.server_stage_ms() == {}              # nothing measured before the first batch
+        round_trips = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            runner.infer(x)
+            round_trips.append((time.perf_counter() - t0) * 1e3)
+            time.sleep(0.06)                               # let the sampler take its next interval
+        srv = runner.server_stage_ms()
+        latest = dict(runner._sampler.latest)
+    assert set(srv) == {"server_queue", "server_compute"}
+    # one request at a time from this client only: the server's share of it cannot exceed the whole round trip
+    assert 0 < srv["server_compute"] <= max(round_trips) and 0 <= srv["server_queue"] <= max(round_trips)
+    assert srv["server_queue"] + srv["server_compute"] <= max(round_trips)
+    assert latest["requests"] >= 1 and latest["executions"] >= 1
+
+    video = write_video(tmp_path / "cam.mp4", frames=60, fps=25.0, level=lambda j: 200)
+    remote = TritonRunner.connect(shared_server["bright"].url, "bright", stats_interval_s=0.05)
+    summary = Pipeline([open_source(str(video), pace=True)], remote,
+                       WatchConfig(status_interval_s=0, keep_frame_records=100)).run()
+    lat = summary.overall["latency_ms"]
+    assert summary.overall["frames"] >= 30
+    assert {"server_queue", "server_compute"} <= set(lat), lat
+    # the server's part sits inside the client's inference stage (histogram buckets: ~6 % each)
+    assert lat["server_compute"]["p50"] <= lat["inference"]["p99"] * 1.07
+    assert lat["server_queue"]["p50"] <= lat["inference"]["p99"] * 1.07
+    recs = [r for r in summary.frame_records if "server_compute" in r["latency_ms"]]
+    assert recs and all(r["latency_ms"]["total"] >= r["latency_ms"]["inference"] for r in recs)
+    assert "on the server (Triton statistics" in summary.text()
