@@ -29,6 +29,7 @@ from fakewatch.runtime.backends.base import BackendUnavailable, Runner
 from fakewatch.runtime.batcher import AUTO_BATCH_CAP, Batch, Batcher, default_max_wait_ms
 from fakewatch.runtime.decision import Decision, DecisionConfig, StreamDecider
 from fakewatch.runtime.face_detectors import close_detector, make_detector
+from fakewatch.runtime.inflight import InFlight, Sent
 from fakewatch.runtime.roi_stage import Prepared, RoiStage
 from fakewatch.runtime.latency import LatencyTracker, format_summary
 from fakewatch.runtime.stale import StaleWatch
@@ -66,6 +67,8 @@ class WatchConfig:
     stale_after_by_stream: dict[str, float] = field(default_factory=dict)
     detect_every_by_stream: dict[str, int] = field(default_factory=dict)   # per-camera override of detect_every
     max_retries: int | None = None           # reconnect attempts of live sources before "failed"; None = forever
+    # batches inferring at once (runtime/inflight.py); None = auto: 2 for runners with infer_async (Triton), else 1
+    in_flight: int | None = None
 
 
 @dataclass
@@ -179,6 +182,7 @@ class Pipeline:
         self.max_wait_ms: float | None = None
         self.backend_failures = 0                # batches lost to BackendUnavailable (remote server down)
         self._backend_ok = True
+        self.window: InFlight | None = None      # batches on a remote server while the loop goes on
 
     # ------------------------------------------------------------------ records
     def _t(self) -> float:
@@ -267,19 +271,53 @@ class Pipeline:
     def _run_batch(self, batch: Batch) -> None:
         for item in batch.items:
             item.frame.stamp("batch", batch.closed_ts)
+        if self.window is not None and (batch.rows or len(self.window)):
+            while self.window.full:                        # bounded: wait for the oldest before sending more
+                self._complete(self.window.oldest())
+            self.window.push(batch, self.runner.infer_async(batch.inputs) if batch.rows else None)
+            self._collect()
+            return
+        if not batch.rows:
+            self._decide_batch(batch, None, self.clock())
+            return
+        try:
+            logits = self._infer_device(batch) if self.device_input else self.runner.infer(batch.inputs)
+        except BackendUnavailable as exc:
+            self._lost(exc)
+            return
+        self._decide_batch(batch, logits, self.clock())
+
+    def _collect(self, wait_all: bool = False) -> None:
+        """Decide the in-flight batches that have their answer (all of them, waiting, with ``wait_all``)."""
+        if self.window is None:
+            return
+        for sent in self.window.ready():
+            self._complete(sent)
+        while wait_all and len(self.window):
+            self._complete(self.window.oldest())
+
+    def _complete(self, sent: Sent) -> None:
+        if sent.future is None:
+            self._decide_batch(sent.batch, None, sent.done_ts)
+            return
+        try:
+            logits = self.runner.wait(sent.future)
+        except BackendUnavailable as exc:
+            self._lost(exc)
+            return
+        self._decide_batch(sent.batch, logits, sent.done_ts if sent.done_ts is not None else self.clock())
+
+    def _lost(self, exc: BackendUnavailable) -> None:
+        # a remote server is down: these frames are never recorded, so they count as dropped (seq gaps)
+        self.backend_failures += 1
+        if self.backend_failures == 1 or self._backend_ok:
+            print(f"fakewatch watch: {exc}", file=sys.stderr)
+        self._backend_ok = False
+
+    def _decide_batch(self, batch: Batch, logits: np.ndarray | None, t_inf: float) -> None:
         probs = np.empty(0)
-        if batch.rows:
-            try:
-                logits = self._infer_device(batch) if self.device_input else self.runner.infer(batch.inputs)
-            except BackendUnavailable as exc:
-                # a remote server is down: these frames are never recorded, so they count as dropped (seq gaps)
-                self.backend_failures += 1
-                if self.backend_failures == 1 or self._backend_ok:
-                    print(f"fakewatch watch: {exc}", file=sys.stderr)
-                self._backend_ok = False
-                return
+        if logits is not None:
             self._backend_ok = True
-            t_inf = self.clock()
             probs = sigmoid(logits[:, 0])
             self.batch_sizes[batch.rows] += 1
             self.batch_reasons[batch.reason] += 1
@@ -364,6 +402,9 @@ class Pipeline:
             self.stage = RoiStage(self.group, self.spec, self.tracks, self.detector, live=self.live,
                                   on_host=not self.device_input, max_rows=max_batch,
                                   queue_size=max(2, 2 * n_sources), clock=self.clock)
+            depth = self._in_flight_depth()
+            if depth > 1:
+                self.window = InFlight(depth, self.clock, on_done=self.stage.wake)
             if self.detector is not None and hasattr(self.detector, "activate"):
                 self.detector.activate()      # load the detector model before the clock starts
             self._t0 = self.clock()
@@ -375,10 +416,11 @@ class Pipeline:
                 self.stage.stop()
             self.group.stop()
             self._drain_source_events()
-            if self.batcher is not None:
+            if self.batcher is not None and self.runner.is_active:
                 last = self.batcher.flush()
-                if last is not None and self.runner.is_active:
+                if last is not None:
                     self._run_batch(last)
+                self._collect(wait_all=True)             # nothing sent is left undecided
             self.runner.deactivate()
             if self.detector is not None:
                 close_detector(self.detector)
@@ -403,14 +445,25 @@ class Pipeline:
             expired = self.batcher.poll()
             if expired is not None:
                 self._run_batch(expired)
+            self._collect()
             self._drain_source_events()
             self._check_stale()
             if self.clock() >= next_status:
                 self._status()
                 next_status += cfg.status_interval_s * max(1, int((self.clock() - next_status)
                                                                    // cfg.status_interval_s) + 1)
-            if not frames and self.stage.finished:
+            if not frames and self.stage.finished and not (self.window and len(self.window)):
                 return "all sources ended"
+
+    def _in_flight_depth(self) -> int:
+        if self.cfg.in_flight is not None:
+            if self.cfg.in_flight < 1:
+                raise ValueError(f"in_flight must be >= 1 batch, got {self.cfg.in_flight}")
+            if self.cfg.in_flight > 1 and not _can_overlap(self.runner):
+                raise ValueError(f"in_flight {self.cfg.in_flight}: the {self.runner.name} runner has no asynchronous "
+                                 f"inference; only the triton backend keeps several batches in flight")
+            return self.cfg.in_flight
+        return 2 if _can_overlap(self.runner) and not self.device_input else 1
 
     def _roi_summary(self) -> dict:
         if self.stage is None:
@@ -468,3 +521,8 @@ def _ms_until(timings: dict[str, float], stage: str) -> dict[str, float]:
 
     upto = {k: v for k, v in timings.items() if k != "alert" or stage == "alert"}
     return {k: round(v, 3) for k, v in stage_durations_ms(upto).items()}
+
+
+def _can_overlap(runner: Runner) -> bool:
+    """The runner can keep batches in flight: ``infer_async(batch) -> Future`` and ``wait(future) -> logits``."""
+    return callable(getattr(runner, "infer_async", None)) and callable(getattr(runner, "wait", None))

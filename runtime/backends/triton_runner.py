@@ -204,12 +204,15 @@ class TritonRunner(Runner):
             fut.set_exception(self._failed(exc))
         return fut
 
-    def infer_impl(self, batch: np.ndarray) -> tuple[np.ndarray, float | None]:
-        fut = self.infer_async(batch)
+    def wait(self, fut: Future) -> np.ndarray:
+        """The logits of a Future from :meth:`infer_async`; a request that never answers fails like a dead server."""
         try:
-            return fut.result(timeout=self.timeout_s + 1.0), None
+            return fut.result(timeout=self.timeout_s + 1.0)
         except (FutureTimeout, TimeoutError):
             raise self._failed(TimeoutError(f"no answer in {self.timeout_s:g} s")) from None
+
+    def infer_impl(self, batch: np.ndarray) -> tuple[np.ndarray, float | None]:
+        return self.wait(self.infer_async(batch)), None
 
     # ------------------------------------------------------------------ failures and recovery
     def _failed(self, error: BaseException) -> BackendError:
