@@ -218,3 +218,44 @@ def test_server_timing_from_triton_statistics(shared_server, bright_onnx, tmp_pa
     recs = [r for r in summary.frame_records if "server_compute" in r["latency_ms"]]
     assert recs and all(r["latency_ms"]["total"] >= r["latency_ms"]["inference"] for r in recs)
     assert "on the server (Triton statistics" in summary.text()
+
+
+def test_face_detector_served_by_triton_finds_the_same_faces(tmp_path):
+    """`--face-detector grpc://HOST:PORT/NAME`: BlazeFace on the server, decoding from its config; same boxes as the
+    local detector, and a watch run with both models on the server decides frames."""
+    from fakewatch.runtime.backends.triton_runner import TritonRunner
+    from fakewatch.runtime.face_detectors import BUNDLED, make_detector
+    from fakewatch.runtime.pipeline import Pipeline, WatchConfig
+    from fakewatch.streams import open_source
+    from fakewatch.streams.demo import find_clip, load_clip
+
+    frames, _fps = load_clip(str(find_clip()))
+    server = new_server(BUNDLED["blazeface-short"], "face", tmp_path, "--max-batch", "4")
+    classifier = new_server(DEMO, "deepfake", tmp_path, "--max-batch", "8")
+    server.start()
+    classifier.start()
+    try:
+        local = make_detector("blazeface-short")
+        remote = make_detector(f"{server.url}/face")
+        try:
+            assert remote.size == 128 and remote.alignment == local.alignment     # decoding came from the config
+            picks = [frames[i] for i in range(0, len(frames), max(1, len(frames) // 4))][:4]
+            a, b = local.detect_batch(picks), remote.detect_batch(picks)
+        finally:
+            local.close()
+            remote.close()
+        assert sum(len(f) for f in a) >= 4 and [len(f) for f in a] == [len(f) for f in b]
+        assert max(abs(x - y) for fa, fb in zip(a, b) for da, db in zip(fa, fb) for x, y in zip(da, db)) <= 1e-3
+        with pytest.raises(Exception, match="not a face detector"):
+            make_detector(f"{classifier.url}/deepfake")
+        with pytest.raises(ValueError, match="grpc://HOST:PORT/MODEL_NAME"):
+            make_detector("grpc://127.0.0.1:1/")
+        summary = Pipeline([open_source(str(find_clip()), pace=False)],
+                           TritonRunner.connect(classifier.url, "deepfake"),
+                           WatchConfig(status_interval_s=0, duration_s=20, face_detector=f"{server.url}/face",
+                                       keep_frame_records=50)).run()
+    finally:
+        server.stop()
+        classifier.stop()
+    assert summary.overall["frames"] >= 10 and summary.roi["detector"].endswith("on triton")
+    assert any(r["faces"] > 0 for r in summary.frame_records)
