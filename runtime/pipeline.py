@@ -4,7 +4,8 @@ Three kinds of threads: the streams' readers decode and keep the newest frame; t
 detects faces (every K frames, batched across streams, tracks in between), crops and preprocesses; the caller's
 thread batches, infers, decides and writes records. While the batcher waits for more frames, the loop is blocked on
 the ROI stage's queue with the batch's remaining wait as timeout, so a batch leaves exactly when it is full or its
-``max_wait`` has expired.
+``max_wait`` has expired. A runner with asynchronous inference (Triton) keeps up to ``WatchConfig.in_flight`` batches
+on its server (runtime/inflight.py) while this thread closes the next; answers are decided in send order.
 
 A source that fails is reported as a ``source`` event and the others keep running. The run ends when the stop event
 is set (Ctrl-C / SIGTERM in the CLI), ``duration_s`` has passed, or every source has ended (file EOF).
