@@ -104,6 +104,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--face-sizes", type=_csv("size", ("720p", "1080p")), default=("720p", "1080p"))
     f.add_argument("--face-sources", type=_ints, default=(1, 4, 8), help="paced streams per face-ROI row")
     f.add_argument("--face-seconds", type=float, default=12.0, help="seconds per face-ROI row")
+    t = p.add_argument_group("triton (--triton runs only these rows; benchmarks/triton_bench.py)")
+    t.add_argument("--triton", action="store_true",
+                   help="the triton backend against a local `fakewatch serve` (make pytriton-env) vs in-process ONNX "
+                        "Runtime: throughput at --batch sizes, same logits, paced watch rows with 1 and 2 batches "
+                        "in flight -> benchmarks/results/triton_bench/")
+    t.add_argument("--triton-rounds", type=int, default=3, help="alternating rounds per throughput mode")
+    t.add_argument("--triton-seconds", type=float, default=4.0, help="seconds per throughput sample")
+    t.add_argument("--triton-paced", type=lambda v: () if v.strip() == "0" else _ints(v), default=(4,), help="paced 720p streams per watch row (0 = none)")
+    t.add_argument("--triton-paced-seconds", type=float, default=12.0, help="seconds per paced watch row")
     p.set_defaults(func=run)
 
 
@@ -164,8 +173,26 @@ def run(args: argparse.Namespace) -> int:
                f"{','.join(map(str, args.face_sources))} --face-seconds {args.face_seconds:g}")
         doc = run_face_roi(args.face_sizes, args.face_sources, args.face_seconds, ("blazeface",), out, command=cmd)
         return 0 if any(r.get("status") == "ok" for r in doc["rows"] if r["kind"] == "e2e") else 1
+    if args.triton:
+        return _run_triton(args)
     cfg = config_from_args(args)
     if cfg.prepare_only:
         return prepare(cfg)
     rows, _paths = run_bench(cfg, argv=canonical_argv(args))
     return 0 if any(r["status"] == "ok" for r in rows) else 1
+
+
+def _run_triton(args: argparse.Namespace) -> int:
+    from fakewatch.benchmarks.triton_bench import OUT, run as run_triton
+
+    batches = args.batch or (1, 8)
+    paced = tuple(n for n in args.triton_paced if n > 0)
+    if args.triton_rounds < 1 or args.triton_seconds <= 0 or args.triton_paced_seconds <= 0:
+        raise ValueError("--triton-rounds must be >= 1, --triton-seconds and --triton-paced-seconds > 0")
+    out = args.output or OUT
+    cmd = (f"fakewatch bench --triton --batch {','.join(map(str, batches))} --triton-rounds {args.triton_rounds} "
+           f"--triton-seconds {args.triton_seconds:g} --triton-paced {','.join(map(str, paced)) or 0} "
+           f"--triton-paced-seconds {args.triton_paced_seconds:g}" + (f" -o {out}" if args.output else ""))
+    doc = run_triton(batches, args.triton_rounds, args.triton_seconds, paced, args.triton_paced_seconds, out,
+                     command=cmd)
+    return 0 if any(r.get("status", "ok") == "ok" for r in doc["rows"]) else 1

@@ -105,7 +105,9 @@ def write(res: dict, out: Path) -> None:
     (out / "recovery.json").write_text(json.dumps(res, indent=2) + "\n")
     m = res["merged_while_both_run"]
     lines = ["# Two watch processes on one Triton server: merged batches, kill/restart recovery", "",
-             f"Command: `{res['command']}`. Model {res['model']}, source {res['source']}, all on this machine.", "",
+             f"Command: `{res['command']}`. Model {res['model']}, source {res['source']}, all on this machine; "
+             f"in flight: {res.get('in_flight', '1 batch')}. Load before: `{res.get('load_before', 'not recorded')}`; "
+             f"after: `{res.get('load_after', 'not recorded')}`.", "",
              f"While both clients ran ({m['window_s']:g} s): {m['requests']} requests in {m['executions']} "
              f"executions (Triton metrics `nv_inference_request_success` / `nv_inference_exec_count`).", "",
              "| cycle | server down (s) | clients alive while down | recovery after ready (s) | frames in the 5 s "
@@ -127,8 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     from fakewatch.runtime.serve_cli import server_python
 
     python = server_python(Path(args.python) if args.python else None)
+    from fakewatch.benchmarks.triton_bench import _load
+
+    load_before = _load()
     with tempfile.TemporaryDirectory(prefix="fakewatch-triton-recovery-") as tmp:
         res = run(args.cycles, args.down, python, Path(tmp))
+    res.update(load_before=load_before, load_after=_load(), in_flight="watch default (2 batches on triton)")
     write(res, args.out)
     print((args.out / "recovery.md").read_text())
     return 0

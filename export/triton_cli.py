@@ -27,13 +27,18 @@ def register(sub2: argparse._SubParsersAction) -> None:
     t.add_argument("--instances", type=int, default=1, help="instance_group count per GPU/CPU")
     t.add_argument("--kind", choices=("KIND_GPU", "KIND_CPU", "KIND_AUTO"), default="KIND_GPU",
                    help="instance_group kind (default KIND_GPU)")
+    t.add_argument("--with-detector", nargs="?", const="blazeface", default=None, metavar="DETECTOR",
+                   help="also export a face detector (blazeface, blazeface-short or a BlazeFace model file; default "
+                        "blazeface) with its decoding in the config, so edge nodes can detect on the server too "
+                        "(`fakewatch watch --face-detector grpc://HOST:8001/NAME`)")
+    t.add_argument("--detector-name", default="face_detector", help="model name of --with-detector on the server")
     t.add_argument("--overwrite", action="store_true", help="replace models already in REPO")
     t.add_argument("--debug", action="store_true", help="show tracebacks")
     t.set_defaults(func=_run_triton)
 
 
 def _run_triton(args: argparse.Namespace) -> int:
-    from fakewatch.export.triton_repo import TritonExportOptions, docker_command, export_model
+    from fakewatch.export.triton_repo import TritonExportOptions, detector_artifact, docker_command, export_model
 
     names = args.name or [None] * len(args.models)
     if len(names) != len(args.models):
@@ -44,8 +49,13 @@ def _run_triton(args: argparse.Namespace) -> int:
     opts = TritonExportOptions(max_batch=args.max_batch, preferred_batch=tuple(args.preferred_batch or ()),
                                max_queue_delay_us=args.max_queue_delay_us, instances=args.instances, kind=args.kind,
                                platform=args.platform)
+    models = list(zip(args.models, names))
+    if args.with_detector is not None:
+        if args.detector_name in names:
+            raise ValueError(f"--detector-name {args.detector_name!r} is also a --name; pick another")
+        models.append((detector_artifact(args.with_detector), args.detector_name))
     done = []
-    for model, name in zip(args.models, names):
+    for model, name in models:
         m = export_model(model, args.output, name=name, opts=opts, overwrite=args.overwrite)
         check = "parsed by Triton's ModelConfig protobuf" if m.validated else \
             "NOT validated (pip install 'fakewatch[triton]' for tritonclient)"
@@ -55,5 +65,6 @@ def _run_triton(args: argparse.Namespace) -> int:
         print("note: a TensorRT plan loads only on the GPU model and TensorRT version it was built with; run the "
               "container whose TensorRT matches the sidecar", file=sys.stderr)
     print(f"\nserve it:\n  {docker_command(args.output)}\nclients:\n  fakewatch watch SOURCE... --backend triton "
-          f"--triton-url grpc://HOST:8001 --triton-model {done[0].name}")
+          f"--triton-url grpc://HOST:8001 --triton-model {done[0].name}"
+          + (f" --face-detector grpc://HOST:8001/{args.detector_name}" if args.with_detector is not None else ""))
     return 0

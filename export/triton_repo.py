@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from fakewatch.core.contract import ModelSpec, read_sidecar_doc
-from fakewatch.core.triton import TRITON_DTYPES, spec_from_config, spec_parameters
+from fakewatch.core.triton import (TRITON_DTYPES, detector_parameters, detector_section_from_config, spec_from_config,
+                                   spec_parameters)
+import fakewatch.runtime.backends as backends
 from fakewatch.runtime.backends import detect_artifact
 
 #: --platform -> (artifact types it serves, config line naming the Triton backend, file name in REPO/<name>/1/)
@@ -108,12 +110,14 @@ def _plan_max_batch(path: Path) -> int | None:
 
 
 def config_text(name: str, spec: ModelSpec, platform: str, *, max_batch: int, input_dtype: str,
-                opts: TritonExportOptions) -> str:
-    """config.pbtxt for one model (protobuf text format, readable and commented)."""
+                opts: TritonExportOptions, detector: dict[str, Any] | None = None) -> str:
+    """config.pbtxt for one model (protobuf text format, readable and commented); ``detector``: a face detector's
+    decoding section, carried next to the contract so an edge node decodes its boxes without the model file."""
     backend_line = PLATFORMS[platform][1]
     in_type = TRITON_DTYPES[input_dtype][0]
+    carried = {**spec_parameters(spec), **(detector_parameters(detector) if detector is not None else {})}
     params = "\n".join(f'  {{ key: "{k}" value: {{ string_value: {json.dumps(v)} }} }},'
-                       for k, v in spec_parameters(spec).items()).rstrip(",")
+                       for k, v in carried.items()).rstrip(",")
     preferred = ", ".join(map(str, opts.preferred(max_batch)))
     return f"""# written by `fakewatch export triton` for {spec.variant} ({spec.precision}); serve with
 # tritonserver --model-repository <this repository's folder>
@@ -175,12 +179,16 @@ def export_model(artifact: str | Path, repo: str | Path, *, name: str | None = N
         raise ValueError(f"{artifact} was exported with a fixed batch of {limit}; Triton's batcher needs a dynamic "
                          f"batch dimension. Re-export it without a fixed batch")
     max_batch = min(opts.max_batch, limit) if limit else opts.max_batch   # a plan's profile caps the batch
-    text = config_text(name, spec, platform, max_batch=max_batch, input_dtype=input_dtype, opts=opts)
+    detector = _detector_section(artifact, spec)
+    text = config_text(name, spec, platform, max_batch=max_batch, input_dtype=input_dtype, opts=opts,
+                       detector=detector)
     parsed = validate_config(text)
     if parsed is not None:
         back = spec_from_config(parsed, where=f"generated config for {name}")
         if back != spec:
             raise ValueError(f"{name}: the contract read back from the generated config differs from {artifact}'s")
+        if detector is not None and detector_section_from_config(parsed, where=name) != detector:
+            raise ValueError(f"{name}: the face detector section read back from the generated config differs")
     folder = Path(repo) / name
     if folder.exists():
         if not overwrite:
@@ -193,6 +201,41 @@ def export_model(artifact: str | Path, repo: str | Path, *, name: str | None = N
     config = folder / "config.pbtxt"
     config.write_text(text)
     return ExportedModel(name, platform, config, model_file, max_batch, parsed is not None)
+
+
+def _detector_section(artifact: Path, spec: ModelSpec) -> dict[str, Any] | None:
+    """A face detector's decoding section (its sidecar's, or for a plan its ONNX's); None for a classifier."""
+    if spec.output != "face_boxes":
+        return None
+    doc = read_sidecar_doc(artifact)
+    section = doc.get("face_detector")
+    if section is None and "tensorrt" in doc:
+        onnx_path = Path(str(doc["tensorrt"].get("onnx_path", "")))
+        section = read_sidecar_doc(onnx_path).get("face_detector") if onnx_path.is_file() else None
+    if section is None:
+        raise ValueError(f"{artifact} is a face detector ('face_boxes') but its sidecar has no 'face_detector' "
+                         f"section (anchors, thresholds); export one made by `python -m "
+                         f"fakewatch.export.blazeface_convert`")
+    return section
+
+
+#: ``--with-detector`` names -> the BlazeFace ONNX shipped with the runtime (runtime/assets/face/)
+BUNDLED_DETECTORS = {"blazeface": "blazeface_full.onnx", "blazeface-short": "blazeface_short.onnx"}
+
+
+def detector_artifact(choice: str) -> Path:
+    """``blazeface`` / ``blazeface-short`` (the bundled models) or a path to a ``face_boxes`` model."""
+    if choice in BUNDLED_DETECTORS:
+        # the runtime's assets folder, found through the one runtime package export may use
+        path = Path(backends.__file__).resolve().parents[1] / "assets" / "face" / BUNDLED_DETECTORS[choice]
+        if not path.is_file():
+            raise ValueError(f"the bundled {choice} model {path} is not installed; reinstall fakewatch or pass a path")
+        return path
+    path = Path(choice)
+    if not path.is_file():
+        raise ValueError(f"--with-detector {choice!r}: use {' or '.join(BUNDLED_DETECTORS)} or a face detector model "
+                         f"file (BlazeFace .onnx or plan with its sidecar)")
+    return path
 
 
 def docker_command(repo: str | Path, image: str = "nvcr.io/nvidia/tritonserver:<yy.mm>-py3") -> str:

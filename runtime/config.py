@@ -65,8 +65,9 @@ class DetectSettings(_Strict):
                        description="run the face detector every K frames per camera and track faces in between")
     max_faces: int = Field(4, ge=1)
     hold: float = Field(0.5, ge=0, description="keep face boxes this many seconds when detection misses")
-    face_detector: str | None = Field(None, description="blazeface (default), blazeface-short, haar, yunet:PATH, or "
-                                                        "a face_boxes model file (runtime/face_detectors.py)")
+    face_detector: str | None = Field(None, description="blazeface (default), blazeface-short, haar, yunet:PATH, "
+                                                        "a face_boxes model file, or grpc://HOST:PORT/NAME (BlazeFace "
+                                                        "on a Triton server; runtime/face_detectors.py)")
 
 
 class CameraDetect(_Strict):

@@ -8,7 +8,9 @@
 * ``haar``: OpenCV's bundled cascade (the fallback; slow at camera resolutions);
 * ``yunet:PATH``: a user-supplied YuNet ONNX for ``cv2.FaceDetectorYN``;
 * ``PATH``: any model with a ``face_boxes`` contract (e.g. ``blazeface_short.engine`` + sidecar); a ``.onnx``
-  without that contract is taken as YuNet (the old ``--face-detector model.onnx`` meaning).
+  without that contract is taken as YuNet (the old ``--face-detector model.onnx`` meaning);
+* ``grpc://HOST:PORT/NAME``: a BlazeFace served by Triton (``fakewatch export triton --with-detector`` or
+  ``fakewatch serve blazeface_short.onnx``); its contract and decoding come from the server's model config.
 
 :class:`BlazeFaceDetector` detects on a letterboxed copy at the network's input size and maps boxes back to the full
 frame, so crops for the classifier keep full resolution. ``detect_batch`` runs the frames of many streams in one call.
@@ -72,21 +74,26 @@ class BlazeFaceDetector:
     """BlazeFace through a fakewatch runner: letterbox -> runner.infer (batched) -> NumPy decode + weighted NMS."""
 
     def __init__(self, artifact: str | Path, backend: str | None = None, *, max_faces: int = 16,
-                 align: str | None = "haar", **runner_opts: Any) -> None:
+                 align: str | None = "haar", runner: Any = None, section: dict[str, Any] | None = None,
+                 **runner_opts: Any) -> None:
+        """``runner`` + ``section``: an already made runner (Triton) and its decoding section, instead of a file."""
         from fakewatch.runtime.backends import artifact_backend, load_runner
 
         self.artifact = Path(artifact)
-        backend = backend or artifact_backend(self.artifact)
-        opts = runner_opts or DETECTOR_OPTIONS.get(backend, {})
-        self.runner = load_runner(self.artifact, backend, **opts)
+        if runner is None:
+            backend = backend or artifact_backend(self.artifact)
+            opts = runner_opts or DETECTOR_OPTIONS.get(backend, {})
+            runner = load_runner(self.artifact, backend, **opts)
+        self.runner = runner
         spec = self.runner.spec
         if spec.output != "face_boxes":
             raise ValueError(f"{self.artifact.name}: its contract says output {spec.output!r}; a face detector needs "
                              f"'face_boxes' (e.g. runtime/assets/face/blazeface_short.onnx)")
-        self.cfg = decode_config(self.artifact)
+        self.cfg = decode_config(self.artifact) if section is None else \
+            DecodeConfig.from_section(section, where=str(self.artifact))
         # fakewatch classifiers are trained on Haar crops (training/data.py): by default BlazeFace boxes are moved to
         # that box convention (the sidecar's measured haar_alignment), so the classifier sees the crops it knows
-        self.alignment = _alignment(self.artifact, align)
+        self.alignment = _alignment(self.artifact, align) if section is None else _section_alignment(section, align)
         self.anchors = self.cfg.anchors.generate()
         if spec.num_outputs != len(self.anchors) * 17:
             raise ValueError(f"{self.artifact.name}: {spec.num_outputs} outputs per image, but its anchors "
@@ -145,6 +152,29 @@ class BlazeFaceDetector:
         t3 = time.perf_counter()
         self.timing = DetectorTiming(n, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return out
+
+
+def _section_alignment(section: dict[str, Any], align: str | None) -> tuple[float, float] | None:
+    if align is None:
+        return None
+    if align != "haar":
+        raise ValueError(f"face detector alignment {align!r}: known alignments are 'haar' or None")
+    a = section.get("haar_alignment")
+    return (float(a["scale"]), float(a["shift_y"])) if a else None
+
+
+def _triton_detector(choice: str, **opts: Any) -> FaceDetector:
+    """``grpc://HOST:PORT/NAME``: BlazeFace on a Triton server, contract and decoding from its model config."""
+    from fakewatch.core.triton import detector_section_from_config
+    from fakewatch.runtime.backends.triton_runner import TritonRunner, fetch_config
+
+    url, _, name = choice.rpartition("/")
+    if not name or url in ("grpc:", "grpc:/"):
+        raise ValueError(f"--face-detector {choice!r}: write grpc://HOST:PORT/MODEL_NAME, e.g. "
+                         f"grpc://gpu-host:8001/face_detector")
+    runner = TritonRunner.connect(url, name, stats_interval_s=0)   # its timing is not a classifier stage
+    section = detector_section_from_config(fetch_config(runner.url, name), where=f"model {name!r} at {url}")
+    return BlazeFaceDetector(runner.artifact, runner=runner, section=section, **opts)
 
 
 def _alignment(artifact: Path, align: str | None) -> tuple[float, float] | None:
@@ -214,9 +244,12 @@ def make_detector(choice: str | None = None, backend: str | None = None, **runne
         return DETECTORS[choice](backend, **runner_opts)
     if choice.startswith("yunet:"):
         return YuNetFaceDetector(choice[len("yunet:"):])
+    if choice.startswith("grpc://"):
+        return _triton_detector(choice, **{k: v for k, v in runner_opts.items() if k in ("max_faces", "align")})
     if ":" not in choice or Path(choice).exists():
         return _model_file(choice, backend, **runner_opts)
-    raise ValueError(f"--face-detector {choice!r}: use one of {', '.join(DETECTORS)}, yunet:PATH or a model file")
+    raise ValueError(f"--face-detector {choice!r}: use one of {', '.join(DETECTORS)}, yunet:PATH, a model file or "
+                     f"grpc://HOST:PORT/NAME (a detector on a Triton server)")
 
 
 def close_detector(det: FaceDetector) -> None:

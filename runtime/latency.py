@@ -14,6 +14,10 @@ Stamps, in pipeline order (a stage's duration is its stamp minus the previous st
 
 ``total`` = alert - capture.
 
+A remote backend (Triton) also reports where a frame's ``inference`` time went on the server: ``server_queue``
+(waiting in the server's batcher) and ``server_compute`` (running the model). They are durations *inside*
+``inference``, not stamps, so they are recorded next to the stages and never added to ``total``.
+
 Memory is constant per stream: each stage keeps a fixed log-bucket histogram (fakewatch.core.histogram), not the
 samples, so a monitor can run for months. Percentiles come from the buckets (within a fraction of one bucket,
 about 6 %), which costs O(buckets) per status record instead of a sort over every frame seen.
@@ -28,6 +32,10 @@ import numpy as np
 from fakewatch.core.histogram import LogHistogram
 
 STAGES: tuple[str, ...] = ("dequeue", "roi", "preprocess", "batch", "inference", "decision", "alert")
+#: durations inside ``inference`` that a remote backend reports (runtime/backends/triton_stats.py)
+SERVER_STAGES: tuple[str, ...] = ("server_queue", "server_compute")
+#: every stage a summary may show, in display order
+ALL_STAGES: tuple[str, ...] = (*STAGES, "total", *SERVER_STAGES)
 PERCENTILES: tuple[int, ...] = (50, 90, 99)
 
 
@@ -78,9 +86,9 @@ class LatencyTracker:
             s = self._streams[stream] = _StreamLatency()
         return s
 
-    def record(self, stream: str, seq: int, timings: Mapping[str, float], *, faces: int | None = None) \
-            -> dict[str, float]:
-        """Account one finished frame; returns its stage durations in ms."""
+    def record(self, stream: str, seq: int, timings: Mapping[str, float], *, faces: int | None = None,
+               server_ms: Mapping[str, float] | None = None) -> dict[str, float]:
+        """Account one finished frame; returns its stage durations in ms (``server_ms``: SERVER_STAGES -> ms)."""
         s = self._get(stream)
         if s.last_seq is not None and seq > s.last_seq + 1:
             s.dropped += seq - s.last_seq - 1   # frames the reader decoded but the pipeline never saw (newest wins)
@@ -93,6 +101,8 @@ class LatencyTracker:
             s.first_ts = end if s.first_ts is None else s.first_ts
             s.last_ts = end
         d = stage_durations_ms(timings)
+        if server_ms and "inference" in d:     # only frames that went to the server
+            d.update({k: float(v) for k, v in server_ms.items() if k in SERVER_STAGES})
         for stage, ms in d.items():
             h = s.hist.get(stage)
             if h is None:
@@ -110,7 +120,7 @@ class LatencyTracker:
         fps = (s.frames - 1) / span if span > 0 and s.frames > 1 else 0.0
         return {
             "frames": s.frames, "dropped": s.dropped, "no_face": s.no_face, "fps": round(fps, 2),
-            "latency_ms": {stage: s.hist[stage].percentiles(PERCENTILES) for stage in (*STAGES, "total")
+            "latency_ms": {stage: s.hist[stage].percentiles(PERCENTILES) for stage in ALL_STAGES
                            if stage in s.hist},
         }
 
@@ -125,7 +135,7 @@ class LatencyTracker:
     def pooled(self) -> dict[str, LogHistogram]:
         """Per-stage histograms merged over all streams (bucket bounds + counts, e.g. for a metrics exporter)."""
         out: dict[str, LogHistogram] = {}
-        for stage in (*STAGES, "total"):
+        for stage in ALL_STAGES:
             for s in self._streams.values():
                 if stage in s.hist:
                     out[stage] = out[stage].merge(s.hist[stage]) if stage in out else s.hist[stage].copy()
@@ -140,9 +150,10 @@ def format_summary(per_stream: Mapping[str, dict], overall: dict, batches: Mappi
                    duration_s: float | None = None) -> str:
     """The human summary printed on exit: one block per stream, stage percentiles in ms."""
     lines = ["fakewatch watch summary" + (f" ({duration_s:.1f} s)" if duration_s is not None else "")]
-    cols = [st for st in (*STAGES, "total") if st in overall.get("latency_ms", {})]
+    cols = [st for st in ALL_STAGES if st in overall.get("latency_ms", {})]
     header = f"  {'stream':<24} {'frames':>6} {'drop':>5} {'noface':>6} {'fps':>6}  {'state':<7} "
-    lines.append(header + " ".join(f"{c[:10]:>10}" for c in cols) + "   (ms p50/p99)")
+    short = {"server_queue": "srv_queue", "server_compute": "srv_comp"}
+    lines.append(header + " ".join(f"{short.get(c, c)[:10]:>10}" for c in cols) + "   (ms p50/p99)")
     for sid, st in per_stream.items():
         lat = st.get("latency_ms", {})
         cells = []
@@ -155,6 +166,10 @@ def format_summary(per_stream: Mapping[str, dict], overall: dict, batches: Mappi
     if tot:
         lines.append(f"  end-to-end latency (all streams): p50 {tot['p50']:.1f} ms, p90 {tot['p90']:.1f} ms, "
                      f"p99 {tot['p99']:.1f} ms over {overall['frames']} frames, {overall['dropped']} dropped")
+    srv = [overall["latency_ms"].get(k) for k in SERVER_STAGES]
+    if all(srv):
+        lines.append(f"  on the server (Triton statistics, per request): queue p50 {srv[0]['p50']:.1f} ms, "
+                     f"compute p50 {srv[1]['p50']:.1f} ms; inference minus both is transfer and client wait")
     if batches:
         lines.append(f"  batches: {batches.get('count', 0)} run, mean size {batches.get('mean_size', 0):.2f}, "
                      f"sizes {batches.get('histogram', {})}")

@@ -14,7 +14,8 @@ metric                                                  type       meaning
 ``camera_score{camera}``                                gauge      rolling P(fake) (NaN while UNKNOWN)
 ``camera_reconnects_total{camera}``                     counter    times frames flowed again after a loss
 ``camera_last_frame_age_seconds{camera}``               gauge      now - capture time of the last decided frame
-``stage_latency_seconds{stage}``                        histogram  per-frame stage latency (dequeue, roi, ... total)
+``stage_latency_seconds{stage}``                        histogram  per-frame stage latency (dequeue, roi, ... total;
+                                                                   triton: server_queue, server_compute)
 ``alerts_total{camera,label}``                          counter    FAKE episodes started
 ``batch_size``                                          histogram  model inputs per batch
 ``events_total{type}``                                  counter    events sent (new / update / end)
@@ -133,6 +134,8 @@ class MetricsOutput(Output):
         with self._lock:
             self._last_capture[view.stream] = view.capture_ts
         for stage, ms in stage_durations_ms(view.timings).items():
+            self.latency.labels(stage).observe(ms / 1e3)
+        for stage, ms in (getattr(view, "server_ms", None) or {}).items():   # Triton: server queue / compute
             self.latency.labels(stage).observe(ms / 1e3)
 
     def batch(self, rows: int, reason: str) -> None:

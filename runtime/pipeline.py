@@ -4,7 +4,8 @@ Three kinds of threads: the streams' readers decode and keep the newest frame; t
 detects faces (every K frames, batched across streams, tracks in between), crops and preprocesses; the caller's
 thread batches, infers, decides and writes records. While the batcher waits for more frames, the loop is blocked on
 the ROI stage's queue with the batch's remaining wait as timeout, so a batch leaves exactly when it is full or its
-``max_wait`` has expired.
+``max_wait`` has expired. A runner with asynchronous inference (Triton) keeps up to ``WatchConfig.in_flight`` batches
+on its server (runtime/inflight.py) while this thread closes the next; answers are decided in send order.
 
 A source that fails is reported as a ``source`` event and the others keep running. The run ends when the stop event
 is set (Ctrl-C / SIGTERM in the CLI), ``duration_s`` has passed, or every source has ended (file EOF).
@@ -29,6 +30,7 @@ from fakewatch.runtime.backends.base import BackendUnavailable, Runner
 from fakewatch.runtime.batcher import AUTO_BATCH_CAP, Batch, Batcher, default_max_wait_ms
 from fakewatch.runtime.decision import Decision, DecisionConfig, StreamDecider
 from fakewatch.runtime.face_detectors import close_detector, make_detector
+from fakewatch.runtime.inflight import InFlight, Sent
 from fakewatch.runtime.roi_stage import Prepared, RoiStage
 from fakewatch.runtime.latency import LatencyTracker, format_summary
 from fakewatch.runtime.stale import StaleWatch
@@ -66,6 +68,8 @@ class WatchConfig:
     stale_after_by_stream: dict[str, float] = field(default_factory=dict)
     detect_every_by_stream: dict[str, int] = field(default_factory=dict)   # per-camera override of detect_every
     max_retries: int | None = None           # reconnect attempts of live sources before "failed"; None = forever
+    # batches inferring at once (runtime/inflight.py); None = auto: 2 for runners with infer_async (Triton), else 1
+    in_flight: int | None = None
 
 
 @dataclass
@@ -81,6 +85,7 @@ class FrameView:
     timings: dict[str, float]       # stage -> time.monotonic() stamp
     capture_ts: float
     track_ids: list[int] = field(default_factory=list)   # tracker id of each box (face models; dashboard labels)
+    server_ms: dict[str, float] = field(default_factory=dict)   # remote backend: server_queue/compute ms
 
 
 @dataclass
@@ -89,6 +94,7 @@ class _Item:
     boxes: list[Box]
     stream_ts: float
     tracks: list[Track] = field(default_factory=list)
+    server_ms: dict[str, float] = field(default_factory=dict)   # latency.SERVER_STAGES from a remote backend
 
 
 @dataclass
@@ -178,6 +184,7 @@ class Pipeline:
         self.max_wait_ms: float | None = None
         self.backend_failures = 0                # batches lost to BackendUnavailable (remote server down)
         self._backend_ok = True
+        self.window: InFlight | None = None      # batches on a remote server while the loop goes on
 
     # ------------------------------------------------------------------ records
     def _t(self) -> float:
@@ -266,31 +273,71 @@ class Pipeline:
     def _run_batch(self, batch: Batch) -> None:
         for item in batch.items:
             item.frame.stamp("batch", batch.closed_ts)
+        if self.window is not None and (batch.rows or len(self.window)):
+            while self.window.full:                        # bounded: wait for the oldest before sending more
+                self._complete(self.window.oldest())
+            self.window.push(batch, self.runner.infer_async(batch.inputs) if batch.rows else None)
+            self._collect()
+            return
+        if not batch.rows:
+            self._decide_batch(batch, None, self.clock())
+            return
+        try:
+            logits = self._infer_device(batch) if self.device_input else self.runner.infer(batch.inputs)
+        except BackendUnavailable as exc:
+            self._lost(exc)
+            return
+        self._decide_batch(batch, logits, self.clock())
+
+    def _collect(self, wait_all: bool = False) -> None:
+        """Decide the in-flight batches that have their answer (all of them, waiting, with ``wait_all``)."""
+        if self.window is None:
+            return
+        for sent in self.window.ready():
+            self._complete(sent)
+        while wait_all and len(self.window):
+            self._complete(self.window.oldest())
+
+    def _complete(self, sent: Sent) -> None:
+        if sent.future is None:
+            self._decide_batch(sent.batch, None, sent.done_ts)
+            return
+        try:
+            logits = self.runner.wait(sent.future)
+        except BackendUnavailable as exc:
+            self._lost(exc)
+            return
+        self._decide_batch(sent.batch, logits, sent.done_ts if sent.done_ts is not None else self.clock())
+
+    def _lost(self, exc: BackendUnavailable) -> None:
+        # a remote server is down: these frames are never recorded, so they count as dropped (seq gaps)
+        self.backend_failures += 1
+        if self.backend_failures == 1 or self._backend_ok:
+            print(f"fakewatch watch: {exc}", file=sys.stderr)
+        self._backend_ok = False
+
+    def _decide_batch(self, batch: Batch, logits: np.ndarray | None, t_inf: float) -> None:
         probs = np.empty(0)
-        if batch.rows:
-            try:
-                logits = self._infer_device(batch) if self.device_input else self.runner.infer(batch.inputs)
-            except BackendUnavailable as exc:
-                # a remote server is down: these frames are never recorded, so they count as dropped (seq gaps)
-                self.backend_failures += 1
-                if self.backend_failures == 1 or self._backend_ok:
-                    print(f"fakewatch watch: {exc}", file=sys.stderr)
-                self._backend_ok = False
-                return
+        if logits is not None:
             self._backend_ok = True
-            t_inf = self.clock()
             probs = sigmoid(logits[:, 0])
             self.batch_sizes[batch.rows] += 1
             self.batch_reasons[batch.reason] += 1
             self.batch_log.append((batch.rows, len({it.frame.source_id for it in batch.items if it.boxes}),
                                    batch.reason))
+            server_ms = self._server_ms()
             for item in batch.items:
                 if item.boxes:
                     item.frame.stamp("inference", t_inf)
+                    item.server_ms = server_ms
             for sink in self._frame_sinks:
                 sink.batch(batch.rows, batch.reason)
         for i, item in enumerate(batch.items):
             self._decide(item, [float(p) for p in batch.outputs_of(probs, i)] if item.boxes else [])
+
+    def _server_ms(self) -> dict[str, float]:
+        fn = getattr(self.runner, "server_stage_ms", None)     # Triton: its statistics, sampled in the background
+        return fn() if fn is not None else {}
 
     def _infer_device(self, batch: Batch) -> np.ndarray:
         """Fused CUDA preprocessing straight into the engine's input buffer, then inference (no host tensor)."""
@@ -327,10 +374,10 @@ class Pipeline:
                 for sink in self.sinks:
                     sink.emit(frame_rec)
         f.stamp("alert", self.clock())
-        lat = self.latency.record(f.source_id, f.seq, f.timings, faces=len(face_probs))
+        lat = self.latency.record(f.source_id, f.seq, f.timings, faces=len(face_probs), server_ms=item.server_ms)
         if self._frame_sinks:
             view = FrameView(f.source_id, f.seq, f.image, item.boxes, face_probs, dec.state, dec.score, f.timings,
-                             f.capture_ts, [t.id for t in item.tracks])
+                             f.capture_ts, [t.id for t in item.tracks], item.server_ms)
             for sink in self._frame_sinks:
                 sink.frame(view)
         if frame_rec is not None and self.frame_records.maxlen:
@@ -357,6 +404,9 @@ class Pipeline:
             self.stage = RoiStage(self.group, self.spec, self.tracks, self.detector, live=self.live,
                                   on_host=not self.device_input, max_rows=max_batch,
                                   queue_size=max(2, 2 * n_sources), clock=self.clock)
+            depth = self._in_flight_depth()
+            if depth > 1:
+                self.window = InFlight(depth, self.clock, on_done=self.stage.wake)
             if self.detector is not None and hasattr(self.detector, "activate"):
                 self.detector.activate()      # load the detector model before the clock starts
             self._t0 = self.clock()
@@ -368,10 +418,11 @@ class Pipeline:
                 self.stage.stop()
             self.group.stop()
             self._drain_source_events()
-            if self.batcher is not None:
+            if self.batcher is not None and self.runner.is_active:
                 last = self.batcher.flush()
-                if last is not None and self.runner.is_active:
+                if last is not None:
                     self._run_batch(last)
+                self._collect(wait_all=True)             # nothing sent is left undecided
             self.runner.deactivate()
             if self.detector is not None:
                 close_detector(self.detector)
@@ -396,14 +447,25 @@ class Pipeline:
             expired = self.batcher.poll()
             if expired is not None:
                 self._run_batch(expired)
+            self._collect()
             self._drain_source_events()
             self._check_stale()
             if self.clock() >= next_status:
                 self._status()
                 next_status += cfg.status_interval_s * max(1, int((self.clock() - next_status)
                                                                    // cfg.status_interval_s) + 1)
-            if not frames and self.stage.finished:
+            if not frames and self.stage.finished and not (self.window and len(self.window)):
                 return "all sources ended"
+
+    def _in_flight_depth(self) -> int:
+        if self.cfg.in_flight is not None:
+            if self.cfg.in_flight < 1:
+                raise ValueError(f"in_flight must be >= 1 batch, got {self.cfg.in_flight}")
+            if self.cfg.in_flight > 1 and not _can_overlap(self.runner):
+                raise ValueError(f"in_flight {self.cfg.in_flight}: the {self.runner.name} runner has no asynchronous "
+                                 f"inference; only the triton backend keeps several batches in flight")
+            return self.cfg.in_flight
+        return 2 if _can_overlap(self.runner) and not self.device_input else 1
 
     def _roi_summary(self) -> dict:
         if self.stage is None:
@@ -461,3 +523,8 @@ def _ms_until(timings: dict[str, float], stage: str) -> dict[str, float]:
 
     upto = {k: v for k, v in timings.items() if k != "alert" or stage == "alert"}
     return {k: round(v, 3) for k, v in stage_durations_ms(upto).items()}
+
+
+def _can_overlap(runner: Runner) -> bool:
+    """The runner can keep batches in flight: ``infer_async(batch) -> Future`` and ``wait(future) -> logits``."""
+    return callable(getattr(runner, "infer_async", None)) and callable(getattr(runner, "wait", None))

@@ -27,6 +27,8 @@ from fakewatch.core.preprocess import preprocess
 from fakewatch.core.roi import Box, FaceDetector, full_box
 from fakewatch.runtime.tracking import FaceTracks, Track
 
+_WAKE: Any = object()     # put by wake(): ends a get() early, never returned
+
 
 @dataclass
 class Prepared:
@@ -91,7 +93,8 @@ class RoiStage:
             self._thread.join(timeout)
 
     def get(self, timeout: float) -> list[Prepared]:
-        """Every prepared frame waiting, after up to ``timeout`` s for the first. Re-raises the stage's error."""
+        """Every prepared frame waiting, after up to ``timeout`` s for the first (or a :meth:`wake`).
+        Re-raises the stage's error."""
         out: list[Prepared] = []
         try:
             out.append(self._q.get(timeout=max(0.0, timeout)) if timeout > 0 else self._q.get_nowait())
@@ -99,9 +102,17 @@ class RoiStage:
                 out.append(self._q.get_nowait())
         except queue.Empty:
             pass
+        out = [p for p in out if p is not _WAKE]
         if not out and self._error is not None:
             raise self._error
         return out
+
+    def wake(self) -> None:
+        """End a waiting :meth:`get` early (any thread): an asynchronous inference answered."""
+        try:
+            self._q.put_nowait(_WAKE)
+        except queue.Full:      # frames are waiting: get() returns at once anyway
+            pass
 
     @property
     def finished(self) -> bool:

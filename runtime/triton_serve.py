@@ -101,6 +101,24 @@ def _infer_function(runner, spec):
     return infer
 
 
+#: PyTriton waits 1 s for its model stub's config handshake; a busy machine (CI, 2 shared cores) needs longer
+HANDSHAKE_TIMEOUT_S = 60.0
+
+
+def _patient_handshake() -> None:
+    """Give PyTriton's handshake with the freshly loaded model stub HANDSHAKE_TIMEOUT_S instead of its fixed 1 s.
+
+    Under load the stub answers later than that; PyTriton then gives up and shuts the server down ("Timeout
+    occurred while waiting for config file ...-config.sock", seen here at load average 4)."""
+    import pytriton.models.model as model_mod
+    from pytriton.proxy.communication import get_config_from_handshake_server
+
+    def patient(socket_path, timeout_s: float = HANDSHAKE_TIMEOUT_S):
+        return get_config_from_handshake_server(socket_path, timeout_s=max(timeout_s, HANDSHAKE_TIMEOUT_S))
+
+    model_mod.get_config_from_handshake_server = patient
+
+
 def serve(cfg: ServeConfig, stop: threading.Event | None = None) -> None:
     """Start Triton with ``cfg.model`` bound, block until ``stop`` is set (SIGINT/SIGTERM set it), shut down."""
     import numpy as np
@@ -109,6 +127,7 @@ def serve(cfg: ServeConfig, stop: threading.Event | None = None) -> None:
 
     from fakewatch.runtime.backends import load_runner
 
+    _patient_handshake()
     stop = stop or threading.Event()
     runners = [load_runner(cfg.model, cfg.backend, **cfg.runner_options).activate() for _ in range(cfg.instances)]
     spec = runners[0].spec
@@ -129,7 +148,7 @@ def serve(cfg: ServeConfig, stop: threading.Event | None = None) -> None:
                     outputs=[Tensor(name=spec.output_name, dtype=np.float32, shape=(spec.num_outputs,))],
                     config=ModelConfig(max_batch_size=max_batch, batcher=DynamicBatcher(
                         max_queue_delay_microseconds=cfg.max_queue_delay_us, preferred_batch_size=preferred)))
-        _carry_contract(triton, cfg.name, spec)
+        _carry_contract(triton, cfg.name, spec, cfg.model)
         triton.run()
         print(f"fakewatch serve: {cfg.name} ({cfg.model.name} on {runners[0].name}, max batch {max_batch}, "
               f"{cfg.instances} instance(s)) ready: grpc://{cfg.address}:{cfg.grpc_port} "
@@ -144,13 +163,22 @@ def serve(cfg: ServeConfig, stop: threading.Event | None = None) -> None:
             r.deactivate()
 
 
-def _carry_contract(triton, name: str, spec) -> None:
+def _carry_contract(triton, name: str, spec, artifact: Path) -> None:
     # PyTriton 0.7 has no public hook for config `parameters`: its Model keeps the TritonModelConfig it generated
     # (backend_parameters -> `parameters`) and sends it when run() loads the model; add the contract before that.
+    from fakewatch.core.contract import read_sidecar_doc
+    from fakewatch.core.triton import detector_parameters
+
+    params = dict(spec_parameters(spec))
+    if spec.output == "face_boxes":     # a face detector: its decoding too (--face-detector grpc://HOST:PORT/NAME)
+        section = read_sidecar_doc(artifact).get("face_detector")
+        if section is None:
+            raise RuntimeError(f"{artifact} is a face detector but its sidecar has no 'face_detector' section")
+        params.update(detector_parameters(section))
     manager = triton._model_manager
     for model in manager.models:
         if model.model_name == name:
-            model._get_triton_model_config().backend_parameters.update(spec_parameters(spec))
+            model._get_triton_model_config().backend_parameters.update(params)
             return
     raise RuntimeError(f"PyTriton did not register model {name!r}; cannot attach the fakewatch contract")
 

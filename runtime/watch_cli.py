@@ -72,10 +72,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--min-duration", type=float, default=1.0,
                    help="seconds a REAL<->FAKE change must hold before it is reported (default 1.0)")
     r = p.add_argument_group("faces (models with a face ROI)")
-    r.add_argument("--face-detector", default=None, metavar="NAME|yunet:PATH|PATH",
+    r.add_argument("--face-detector", default=None, metavar="NAME|yunet:PATH|PATH|grpc://HOST:PORT/NAME",
                    help="blazeface (MediaPipe full range, the default; runs on the model's backend), blazeface-short "
                         "(close faces, ~4x cheaper), haar (OpenCV cascade), yunet:PATH (cv2.FaceDetectorYN), or a "
-                        "face_boxes model file, e.g. a TensorRT plan of blazeface_full.onnx")
+                        "face_boxes model file, e.g. a TensorRT plan of blazeface_full.onnx, or a BlazeFace on a Triton "
+                        "server (grpc://HOST:PORT/NAME, `fakewatch export triton --with-detector`)")
     r.add_argument("--detect-every", type=int, default=None,
                    help="run the face detector every K frames per stream and track faces in between (default 3, "
                         "chosen in benchmarks/results/face_roi/detect_every.md)")
@@ -154,7 +155,8 @@ def apply_config(cfg: Any, args: argparse.Namespace) -> None:
             node = getattr(node, key, None) if node is not None else None
         if dest in ("mqtt", "metrics_port", "metrics_host", "snapshots", "http", "http_token"):
             continue                      # read from cfg by runtime/outputs.py
-        setattr(args, dest, Path(node) if dest in ("model", "face_detector") and node is not None else node)
+        as_path = dest == "model" or (dest == "face_detector" and "://" not in str(node))   # Path() eats grpc://
+        setattr(args, dest, Path(node) if as_path and node is not None else node)
     args.no_pace = not cfg.pace
 
 

@@ -6,6 +6,7 @@ server (``get_model_config(..., as_json=True)``).
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -14,6 +15,8 @@ from fakewatch.core.contract import ContractError, ModelSpec
 
 #: the config ``parameters`` key holding the full contract JSON (the same key as in ONNX metadata)
 SPEC_PARAMETER = "fakewatch.spec"
+#: a face detector's decoding (anchors, score threshold, NMS, box alignment): its sidecar's ``face_detector`` section
+DETECTOR_PARAMETER = "fakewatch.face_detector"
 
 #: numpy dtype name -> Triton config data_type / wire datatype
 TRITON_DTYPES: dict[str, tuple[str, str]] = {
@@ -65,6 +68,26 @@ def spec_parameters(spec: ModelSpec) -> dict[str, str]:
     """The config ``parameters`` (string values) that carry ``spec``: the whole contract plus readable keys."""
     return {SPEC_PARAMETER: spec.to_json(indent=None), "fakewatch.variant": spec.variant,
             "fakewatch.precision": spec.precision, "fakewatch.threshold": repr(float(spec.threshold))}
+
+
+def detector_parameters(section: Mapping[str, Any]) -> dict[str, str]:
+    """The config ``parameters`` that carry a face detector's decoding section (JSON, data only)."""
+    return {DETECTOR_PARAMETER: json.dumps(dict(section), separators=(",", ":"), sort_keys=True)}
+
+
+def detector_section_from_config(config: Mapping[str, Any], where: str = "Triton model") -> dict[str, Any]:
+    """The face detector section a model config carries; one clear error when it is not a detector's config."""
+    raw = _parameter(config, DETECTOR_PARAMETER)
+    if raw is None:
+        raise TritonContractError(f"{where}: its config has no {DETECTOR_PARAMETER!r} parameter, so it is not a face "
+                                  f"detector exported by `fakewatch export triton --with-detector`")
+    try:
+        section = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise TritonContractError(f"{where}: parameter {DETECTOR_PARAMETER} is not valid JSON ({exc})") from None
+    if not isinstance(section, dict):
+        raise TritonContractError(f"{where}: parameter {DETECTOR_PARAMETER} must be a JSON object")
+    return section
 
 
 def _parameter(config: Mapping[str, Any], key: str) -> str | None:
@@ -132,6 +155,7 @@ def parse_metrics(text: str) -> dict[tuple[str, str], float]:
     return out
 
 
-__all__ = ["DEFAULT_PORTS", "SPEC_PARAMETER", "TRITON_DTYPES", "TritonContractError", "TritonUrl",
+__all__ = ["DEFAULT_PORTS", "DETECTOR_PARAMETER", "SPEC_PARAMETER", "detector_parameters",
+           "detector_section_from_config", "TRITON_DTYPES", "TritonContractError", "TritonUrl",
            "input_wire_dtype", "max_batch_size", "parse_metrics", "parse_triton_url", "spec_from_config",
            "spec_parameters"]

@@ -25,6 +25,7 @@ import numpy as np
 from fakewatch.core.contract import ModelSpec
 from fakewatch.core.triton import TritonUrl, input_wire_dtype, max_batch_size, parse_triton_url, spec_from_config
 from fakewatch.runtime.backends.base import BackendError, BackendUnavailable, Runner
+from fakewatch.runtime.backends.triton_stats import SERVER_STAGES, ServerTimingSampler, StatsSnapshot
 
 #: gRPC status codes that mean "the request itself is wrong": retrying cannot help
 _FATAL_STATUS = ("StatusCode.INVALID_ARGUMENT", "StatusCode.UNIMPLEMENTED", "StatusCode.PERMISSION_DENIED",
@@ -81,16 +82,22 @@ def fetch_config(url: TritonUrl, model: str, timeout_s: float = 5.0) -> dict[str
 
 class TritonRunner(Runner):
     """Options: ``url`` (grpc://host:port), ``model`` (name on the server), ``timeout_s`` per request,
-    ``connect_timeout_s`` (how long :meth:`connect` waits for a server that is still starting)."""
+    ``connect_timeout_s`` (how long :meth:`connect` waits for a server that is still starting), ``stats_interval_s``
+    (how often Triton's statistics are sampled for the server_queue / server_compute stages; 0 = never)."""
 
     name = "triton"
 
     def __init__(self, artifact: str | Path, spec: ModelSpec, *, url: str = "grpc://127.0.0.1:8001",
                  model: str = "deepfake", timeout_s: float = 5.0, backoff_s: tuple[float, float] = (0.2, 1.0),
-                 **options: Any) -> None:
+                 stats_interval_s: float = 0.5, **options: Any) -> None:
         super().__init__(artifact, spec, url=url, model=model, timeout_s=timeout_s, **options)
         if timeout_s <= 0:
             raise ValueError(f"triton timeout must be > 0 s, got {timeout_s}")
+        if stats_interval_s < 0:
+            raise ValueError(f"triton stats interval must be >= 0 s (0 = off), got {stats_interval_s}")
+        self.stats_interval_s = float(stats_interval_s)
+        self._sampler: ServerTimingSampler | None = None
+        self._stats_client = None
         self.url = parse_triton_url(url)
         self.model = model
         self.timeout_s = float(timeout_s)
@@ -142,11 +149,20 @@ class TritonRunner(Runner):
                                f"({self.spec.variant}, {self.spec.precision}); restart the client")
         self._apply_config(config)
         self._client = self._new_client()
+        if self.stats_interval_s > 0:
+            self._stats_client = self._new_client()     # its own channel: the sampler thread never shares one
+            self._sampler = ServerTimingSampler(self._snapshot, self.stats_interval_s).start()
 
     def _new_client(self):
         return self._grpc.InferenceServerClient(self.url.target, channel_args=_CHANNEL_ARGS)
 
     def deactivate_impl(self) -> None:
+        if self._sampler is not None:
+            self._sampler.stop()
+            self._sampler = None
+        if self._stats_client is not None:
+            self._stats_client.close()
+            self._stats_client = None
         if self._client is not None:
             try:
                 self.server_timing = self.fetch_server_timing()
@@ -177,6 +193,8 @@ class TritonRunner(Runner):
                 fut.set_exception(self._failed(error))
                 return
             self._recovered()
+            if self._sampler is not None:
+                self._sampler.batch_done()
             logits = result.as_numpy(self.spec.output_name)
             fut.set_result(np.asarray(logits, dtype=np.float32).reshape(x.shape[0], -1))
 
@@ -186,12 +204,15 @@ class TritonRunner(Runner):
             fut.set_exception(self._failed(exc))
         return fut
 
-    def infer_impl(self, batch: np.ndarray) -> tuple[np.ndarray, float | None]:
-        fut = self.infer_async(batch)
+    def wait(self, fut: Future) -> np.ndarray:
+        """The logits of a Future from :meth:`infer_async`; a request that never answers fails like a dead server."""
         try:
-            return fut.result(timeout=self.timeout_s + 1.0), None
+            return fut.result(timeout=self.timeout_s + 1.0)
         except (FutureTimeout, TimeoutError):
             raise self._failed(TimeoutError(f"no answer in {self.timeout_s:g} s")) from None
+
+    def infer_impl(self, batch: np.ndarray) -> tuple[np.ndarray, float | None]:
+        return self.wait(self.infer_async(batch)), None
 
     # ------------------------------------------------------------------ failures and recovery
     def _failed(self, error: BaseException) -> BackendError:
@@ -229,6 +250,16 @@ class TritonRunner(Runner):
             self._retry_at = 0.0
 
     # ------------------------------------------------------------------ server-side timing
+    def _snapshot(self) -> StatsSnapshot:
+        stats = self._stats_client.get_inference_statistics(self.model, as_json=True,
+                                                             client_timeout=min(self.timeout_s, 2.0))
+        return StatsSnapshot.from_json(stats, self.model)
+
+    def server_stage_ms(self) -> dict[str, float]:
+        """Mean server queue and compute ms per request over the last sampled interval ({} until known)."""
+        latest = self._sampler.latest if self._sampler is not None else {}
+        return {k: latest[k] for k in SERVER_STAGES if k in latest}
+
     def fetch_server_timing(self) -> dict[str, float | None]:
         """Triton's own cumulative statistics for this model: mean queue and compute ms per request/execution."""
         stats = self._client.get_inference_statistics(self.model, as_json=True, client_timeout=self.timeout_s)

@@ -67,3 +67,34 @@ def test_refuses_fixed_batch_onnx_and_bad_options(tmp_path):
         export_model(DEMO, tmp_path / "repo", opts=TritonExportOptions(platform="tensorrt"))
     with pytest.raises(ValueError, match="does not parse as Triton's ModelConfig"):
         validate_config('name: "x"\nmax_batch_size: "eight"\n')
+
+
+def test_with_detector_exports_blazeface_with_its_decoding(tmp_path, capsys):
+    import json
+
+    from fakewatch.core.triton import detector_section_from_config
+
+    pytest.importorskip("tritonclient.grpc")
+    face = DEMO.parents[1] / "face"
+    repo = tmp_path / "repo"
+    assert main(["export", "triton", str(DEMO), "--name", "deepfake", "--with-detector", "blazeface-short",
+                 "-o", str(repo), "--kind", "KIND_CPU"]) == 0
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in repo.iterdir()) == ["deepfake", "face_detector"]
+    assert "--face-detector grpc://HOST:8001/face_detector" in out
+    det = repo / "face_detector"
+    assert (det / "1" / "model.onnx").read_bytes() == (face / "blazeface_short.onnx").read_bytes()
+    cfg = validate_config((det / "config.pbtxt").read_text())
+    assert [int(d) for d in cfg["input"][0]["dims"]] == [3, 128, 128]
+    assert [int(d) for d in cfg["output"][0]["dims"]] == [896 * 17]
+    sidecar = json.loads((face / "blazeface_short.onnx.json").read_text())
+    assert detector_section_from_config(cfg) == sidecar["face_detector"]     # anchors, NMS, alignment: all of it
+    assert spec_from_config(cfg) == load_spec(face / "blazeface_short.onnx")
+    # the classifier's config carries no detector section; a wrong detector choice is one clear error
+    with pytest.raises(Exception, match="not a face detector"):
+        detector_section_from_config(validate_config((repo / "deepfake" / "config.pbtxt").read_text()))
+    assert main(["export", "triton", str(DEMO), "--with-detector", "nope.onnx", "-o", str(tmp_path / "r2")]) == 1
+    assert "use blazeface or blazeface-short or a face detector model file" in capsys.readouterr().err
+    assert main(["export", "triton", str(DEMO), "--name", "face_detector", "--with-detector", "-o",
+                 str(tmp_path / "r3")]) == 1
+    assert "--detector-name 'face_detector' is also a --name" in capsys.readouterr().err

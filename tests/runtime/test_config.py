@@ -173,3 +173,18 @@ def test_unusable_outputs_are_one_line_errors(tmp_path, capsys):
     assert f"--snapshots {afile}: exists and is not a directory" in capsys.readouterr().err
     assert main(["watch", "--snapshots", str(afile / "sub"), "--no-live", "--duration", "0.1"]) == 1
     assert f"--snapshots {afile / 'sub'}: cannot use it" in capsys.readouterr().err
+
+
+def test_a_triton_face_detector_url_in_the_file_stays_a_url(tmp_path):
+    import argparse
+
+    from fakewatch.runtime.config import load_config
+    from fakewatch.runtime.watch_cli import apply_config
+
+    p = write(tmp_path, 'detect: {face_detector: "grpc://gpu-host:8001/face_detector"}\ncameras: {a: {source: demo}}\n')
+    args = argparse.Namespace()
+    apply_config(load_config(p)[0], args)
+    assert args.face_detector == "grpc://gpu-host:8001/face_detector"      # not Path()'s "grpc:/gpu-host..."
+    p2 = write(tmp_path, 'detect: {face_detector: "models/blazeface_short.onnx"}\ncameras: {a: {source: demo}}\n')
+    apply_config(load_config(p2)[0], args)
+    assert args.face_detector == Path("models/blazeface_short.onnx")

@@ -178,3 +178,84 @@ def test_server_killed_and_restarted_clients_recover(bright_onnx, tmp_path):
         assert sum(st["dropped"] for st in summary["streams"].values()) > 0   # the lost batches' frames
         assert "failed a request" in log     # one clear line per outage on stderr
     print("recovery after ready (s):", [round(b - ready, 2) for b in back], file=sys.stderr)
+
+
+def test_server_timing_from_triton_statistics(shared_server, bright_onnx, tmp_path):
+    """Triton's own queue/compute times reach the runner and the watch pipeline's latency stages."""
+    from fakewatch.runtime.backends.triton_runner import TritonRunner
+    from fakewatch.runtime.pipeline import Pipeline, WatchConfig
+    from fakewatch.streams import open_source
+
+    server = shared_server["demo"]
+    runner = TritonRunner.connect(server.url, "deepfake", stats_interval_s=0.05)
+    x = np.random.default_rng(1).standard_normal((8, 3, 112, 112)).astype(np.float32)
+    with runner:
+        assert runner.server_stage_ms() == {}              # nothing measured before the first batch
+        round_trips = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            runner.infer(x)
+            round_trips.append((time.perf_counter() - t0) * 1e3)
+            time.sleep(0.06)                               # let the sampler take its next interval
+        srv = runner.server_stage_ms()
+        latest = dict(runner._sampler.latest)
+    assert set(srv) == {"server_queue", "server_compute"}
+    # one request at a time from this client only: the server's share of it cannot exceed the whole round trip
+    assert 0 < srv["server_compute"] <= max(round_trips) and 0 <= srv["server_queue"] <= max(round_trips)
+    assert srv["server_queue"] + srv["server_compute"] <= max(round_trips)
+    assert latest["requests"] >= 1 and latest["executions"] >= 1
+
+    video = write_video(tmp_path / "cam.mp4", frames=60, fps=25.0, level=lambda j: 200)
+    remote = TritonRunner.connect(shared_server["bright"].url, "bright", stats_interval_s=0.05)
+    summary = Pipeline([open_source(str(video), pace=True)], remote,
+                       WatchConfig(status_interval_s=0, keep_frame_records=100)).run()
+    lat = summary.overall["latency_ms"]
+    assert summary.overall["frames"] >= 30
+    assert {"server_queue", "server_compute"} <= set(lat), lat
+    # the server's part sits inside the client's inference stage (histogram buckets: ~6 % each)
+    assert lat["server_compute"]["p50"] <= lat["inference"]["p99"] * 1.07
+    assert lat["server_queue"]["p50"] <= lat["inference"]["p99"] * 1.07
+    recs = [r for r in summary.frame_records if "server_compute" in r["latency_ms"]]
+    assert recs and all(r["latency_ms"]["total"] >= r["latency_ms"]["inference"] for r in recs)
+    assert "on the server (Triton statistics" in summary.text()
+
+
+def test_face_detector_served_by_triton_finds_the_same_faces(tmp_path):
+    """`--face-detector grpc://HOST:PORT/NAME`: BlazeFace on the server, decoding from its config; same boxes as the
+    local detector, and a watch run with both models on the server decides frames."""
+    from fakewatch.runtime.backends.triton_runner import TritonRunner
+    from fakewatch.runtime.face_detectors import BUNDLED, make_detector
+    from fakewatch.runtime.pipeline import Pipeline, WatchConfig
+    from fakewatch.streams import open_source
+    from fakewatch.streams.demo import find_clip, load_clip
+
+    frames, _fps = load_clip(str(find_clip()))
+    server = new_server(BUNDLED["blazeface-short"], "face", tmp_path, "--max-batch", "4")
+    classifier = new_server(DEMO, "deepfake", tmp_path, "--max-batch", "8")
+    server.start()
+    classifier.start()
+    try:
+        local = make_detector("blazeface-short")
+        remote = make_detector(f"{server.url}/face")
+        try:
+            assert remote.size == 128 and remote.alignment == local.alignment     # decoding came from the config
+            picks = [frames[i] for i in range(0, len(frames), max(1, len(frames) // 4))][:4]
+            a, b = local.detect_batch(picks), remote.detect_batch(picks)
+        finally:
+            local.close()
+            remote.close()
+        assert sum(len(f) for f in a) >= 4 and [len(f) for f in a] == [len(f) for f in b]
+        assert max(abs(x - y) for fa, fb in zip(a, b) for da, db in zip(fa, fb) for x, y in zip(da, db)) <= 1e-3
+        with pytest.raises(Exception, match="not a face detector"):
+            make_detector(f"{classifier.url}/deepfake")
+        with pytest.raises(ValueError, match="grpc://HOST:PORT/MODEL_NAME"):
+            make_detector("grpc://127.0.0.1:1/")
+        summary = Pipeline([open_source(str(find_clip()), pace=False)],
+                           TritonRunner.connect(classifier.url, "deepfake"),
+                           WatchConfig(status_interval_s=0, duration_s=20, face_detector=f"{server.url}/face",
+                                       keep_frame_records=50)).run()
+    finally:
+        server.stop()
+        classifier.stop()
+    assert summary.overall["frames"] >= 10 and summary.roi["detector"].endswith("on triton")
+    assert any(r["faces"] > 0 for r in summary.frame_records)

@@ -1,0 +1,39 @@
+"""`fakewatch bench --triton` end to end with a real local Triton server (tiny settings: the figures themselves are
+benchmark results in benchmarks/results/triton_bench, not test assertions)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .triton_server import server_python_or_skip
+
+
+def test_bench_triton_rows_against_a_real_server(tmp_path):
+    python = server_python_or_skip()
+    from fakewatch.benchmarks.triton_bench import run
+
+    doc = run(batches=(1, 8), rounds=1, seconds=0.3, paced=(1,), paced_seconds=3.0, out=tmp_path, python=python,
+              command="test")
+    thr = [r for r in doc["rows"] if r["kind"] == "throughput"]
+    assert [(r["batch"], r["mode"]) for r in thr] == [
+        (b, m) for b in (1, 8) for m in ("in-process onnxruntime", "triton, 1 in flight", "triton, 2 in flight")]
+    for b in (1, 8):
+        rows = {r["mode"]: r for r in thr if r["batch"] == b}
+        base = rows["in-process onnxruntime"]["img_s_median"]
+        for r in rows.values():
+            assert r["img_s_median"] > 0
+            assert r["ratio_vs_in_process"] == pytest.approx(r["img_s_median"] / base, rel=0.01)
+            assert r["max_abs_logit_diff"] <= 1e-5          # the server runs the same model: same logits
+    assert doc["goals"]["logits_met"] and doc["goals"]["throughput_ratio_b8_1_in_flight"] == \
+        {r["mode"]: r for r in thr if r["batch"] == 8}["triton, 1 in flight"]["ratio_vs_in_process"]
+    paced = [r for r in doc["rows"] if r["kind"] == "paced"]
+    assert [(r["backend"], r["in_flight"]) for r in paced] == [("onnxruntime", 1), ("triton", 1), ("triton", 2)]
+    assert all(r["status"] == "ok" and r["frames"] > 0 and 0 < r["processed_min"] <= 1.05 for r in paced), paced
+    for r in paced[1:]:                                      # the server's own timing reached the watch stages
+        assert {"server_queue", "server_compute"} <= set(r["stage_p50_ms"]) and r["backend_failures"] == 0
+    assert paced[0]["window_max"] == 1 and 1 <= paced[2]["window_max"] <= 2
+    saved = json.loads((tmp_path / "triton_bench.json").read_text())
+    assert saved["rows"] == doc["rows"] and "load average" in saved["load_before"]
+    assert (tmp_path / "triton_bench.png").stat().st_size > 5000
+    assert "| 8 | triton, 1 in flight |" in (tmp_path / "triton_bench.md").read_text()
