@@ -7,6 +7,12 @@ identical on both sides, so the only thing that tells them apart is the manipula
 :class:`~fakewatch.training.dataset.CropDataset` default) lets a small-data model separate the classes by "who /
 which photo / how compressed" instead, which is what made the earlier demo models flag unseen real people.
 
+``work_scale`` (lo, hi): before blending, the crop is resized so that its width is ``s`` times the model's input
+width, ``s`` drawn log-uniformly in [lo, hi] (box and landmarks scaled with it). Without it a 300-pixel photo face
+is blended at native resolution and then shrunk to 112 pixels, which erases the blend's frequency traces, and the
+model never sees a small real face: measured on the first paired run (``training/results/demo_model/attempt_b``),
+every frame of the low-resolution demo man was scored FAKE. Both halves of a pair share ``s``.
+
 Item i -> (inputs float32 [2,3,H,W] = (real, fake), labels float32 [0, 1], index). The trainer flattens the pair
 dimension, so ``--batch-size 32`` means 16 pairs.
 """
@@ -30,7 +36,8 @@ class PairedSbiDataset:
 
     def __init__(self, records: Sequence[CropRecord], spec: ModelSpec, *, seed: int = 0,
                  augment_cfg: AugmentConfig | None = AugmentConfig(), p_swap: float = 0.0,
-                 swap_blends: Sequence[str] | None = None, cache_limit: int = 50_000):
+                 swap_blends: Sequence[str] | None = None, work_scale: tuple[float, float] | None = None,
+                 cache_limit: int = 50_000):
         from fakewatch.training.swaps import BLENDS
 
         self.reals = [r for r in records if r.label == 0]
@@ -44,6 +51,9 @@ class PairedSbiDataset:
             raise ValueError(f"unknown swap blend(s) {sorted(unknown)}; choose from {sorted(BLENDS)}")
         if p_swap > 0 and (len({r.video_id for r in self.reals}) < 2 or not self.swap_blends):
             raise ValueError("paired face swaps need real faces of at least 2 groups (people) and one blend")
+        if work_scale is not None and not (0.0 < work_scale[0] <= work_scale[1]):
+            raise ValueError(f"work_scale must be 0 < lo <= hi (fractions of the input width), got {work_scale}")
+        self.work_scale = work_scale
         self.spec, self.seed, self.epoch = spec, seed, 0
         self.augment_cfg, self.p_swap = augment_cfg, p_swap
         self.video_ids = [r.video_id for r in self.reals]
@@ -79,23 +89,36 @@ class PairedSbiDataset:
         """(real, fake, how the fake was made) as uint8 BGR crops after the shared augmentation."""
         rec = self.reals[i]
         rng = np.random.default_rng([self.seed, self.epoch, i, 7])
-        real = self._crop(rec)
+        real, box, lm_scale = self._crop(rec), rec.face_box, 1.0
+        if self.work_scale is not None:
+            real, lm_scale = self._rescale(real, rng)
+            box = tuple(int(round(v * lm_scale)) for v in rec.face_box)
         how = "swap" if (self.p_swap > 0 and rng.random() < self.p_swap) else "sbi"
         if how == "sbi":
-            lm = np.load(rec.landmarks) if rec.landmarks else None
-            fake, _ = self_blend(real, rec.face_box, rng, landmarks=lm)
+            lm = np.load(rec.landmarks) * np.float32(lm_scale) if rec.landmarks else None
+            fake, _ = self_blend(real, box, rng, landmarks=lm)
         else:
             from fakewatch.training.swaps import face_swap
             others = [d for d in self.reals if d.video_id != rec.video_id]
             donor = others[int(rng.integers(len(others)))]
             blend = self.swap_blends[int(rng.integers(len(self.swap_blends)))]
-            fake = face_swap(self._crop(donor), donor.face_box, real, rec.face_box, rng, blend)
+            fake = face_swap(self._crop(donor), donor.face_box, real, box, rng, blend)
         if self.augment_cfg is not None:
             # one augmentation draw for both halves: same seed -> same ops and parameters (they never depend on pixels)
             aug_seed = int(rng.integers(2**63))
             real = augment(real, np.random.default_rng(aug_seed), self.augment_cfg)
             fake = augment(fake, np.random.default_rng(aug_seed), self.augment_cfg)
         return real, fake, how
+
+    def _rescale(self, img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+        import cv2
+
+        lo, hi = self.work_scale
+        width = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) * self.spec.input_size[1]
+        f = max(8.0, width) / img.shape[1]
+        size = (max(8, int(round(img.shape[1] * f))), max(8, int(round(img.shape[0] * f))))
+        out = cv2.resize(img, size, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+        return out, size[0] / img.shape[1]
 
     def __getitem__(self, i: int):
         from fakewatch.core.preprocess import preprocess

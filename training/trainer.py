@@ -64,6 +64,7 @@ class TrainConfig:
     paired: bool = False                   # SBI paper batches: each real crop with its own fake, same augmentation
     p_swap: float = 0.0                    # paired: share of fakes that are face swaps between training people
     swap_blends: tuple[str, ...] | None = None   # paired swaps: blends to use (default all; hold one out to test it)
+    work_scale: tuple[float, float] | None = None  # paired: blend at crop width s x input width, s in [lo, hi]
 
 
 @dataclass
@@ -265,7 +266,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         from fakewatch.training.paired import PairedSbiDataset
         train_ds = PairedSbiDataset(train_recs, spec, seed=cfg.seed, augment_cfg=aug,
                                     p_swap=cfg.p_swap if cfg.synth == "sbi+swap" else 0.0,
-                                    swap_blends=cfg.swap_blends)
+                                    swap_blends=cfg.swap_blends,
+                                    work_scale=tuple(cfg.work_scale) if cfg.work_scale else None)
     else:
         train_ds = CropDataset(train_recs, spec, synth=cfg.synth, train=True, seed=cfg.seed, augment_cfg=aug)
     val_ds = CropDataset(val_recs, spec, synth=cfg.synth, train=False, seed=cfg.seed, sbi_copies=cfg.sbi_copies)

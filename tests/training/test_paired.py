@@ -82,3 +82,16 @@ def test_paired_training_runs_through_the_cli(tmp_path):
     assert len(cfg) == 1 and np.isfinite(cfg[0]["train_loss"])
     assert main(["train", str(tmp_path / "d"), "-o", str(tmp_path / "r2"), "--paired", "--variant", "test",
                  "--init", "random", "--roi", "full", "--no-progress"]) == 1
+
+
+def test_work_scale_blends_at_the_model_s_size_and_scales_box_and_landmarks(tmp_path, tiny_spec):
+    records = _records(tmp_path, tiny_spec)
+    w_in = tiny_spec.input_size[1]
+    ds = PairedSbiDataset(records, tiny_spec, seed=3, augment_cfg=None, work_scale=(0.5, 0.5))
+    real, fake, _ = ds.pair(0)
+    assert real.shape == fake.shape and real.shape[1] == round(0.5 * w_in)
+    assert not np.array_equal(real, fake)
+    wide = PairedSbiDataset(records, tiny_spec, seed=3, augment_cfg=None, work_scale=(2.0, 2.0))
+    assert wide.pair(0)[0].shape[1] == 2 * w_in
+    with pytest.raises(ValueError, match="work_scale"):
+        PairedSbiDataset(records, tiny_spec, work_scale=(1.0, 0.5))
