@@ -53,6 +53,10 @@ RECIPES: dict[str, tuple[str, ...]] = {
 # "paired_lowres": blends made at the size the model sees, 0.35-1.6 x its input width (small faces like the demo
 # man's included): attempt B scored every frame of that low-resolution real face FAKE
 RECIPES["paired_lowres"] = RECIPES["paired"] + ("--work-scale", "0.35", "1.6")
+# attempt D still flagged the (H.264-compressed, low-resolution) demo man and two press photos: compression seen on
+# both halves of every pair, and a backbone frozen up to stage 4 so 10 people cannot reshape its early features
+RECIPES["paired_lowres_h264"] = RECIPES["paired_lowres"] + ("--h264-aug", "0.3")
+RECIPES["paired_lowres_h264_frozen"] = RECIPES["paired_lowres_h264"] + ("--freeze-blocks", "4")
 DEFAULT_RECIPE = "paired_lowres"
 
 
@@ -122,13 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     trainval, split, test = prepare_data(work, args.identities)
     run = work / "run"
-    fakewatch("train", str(trainval), "-o", str(run), *RECIPES[args.recipe], "--variant", "lite0",
+    fakewatch("train", str(trainval), "-o", str(run), "--variant", "lite0",
               "--pretrained-file", str(lite0_weights()), "--roi", "face", "--input-size", "112",
               "--freeze-blocks", "2", "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps_per_epoch),
               "--batch-size", "32", "--patience", "4", "--seed", "0", "--sbi-copies", "2",
               "--split", str(split), "--balance", "group", "--target-fpr", str(TARGET_FPR),
               "--frames-per-video", str(FRAMES_PER_VIDEO), "--threads", str(args.threads),
-              "--cache-dir", str(args.identities / "crop_cache"), "--no-progress")
+              "--cache-dir", str(args.identities / "crop_cache"), "--no-progress",
+              *RECIPES[args.recipe])   # last: a recipe may override the common settings (argparse keeps the last)
     t_train = time.monotonic() - t0
     fp32, int8 = work / "demo_model.fp32.onnx", work / "demo_model.onnx"
     fakewatch("export", "onnx", str(run / "best.pt"), "-o", str(fp32))
