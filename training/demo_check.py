@@ -43,8 +43,13 @@ def analyse(records: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
         per_range.append({"frames": [s, e], "fake_alert": bool(inside),
                           "alert_delay_frames": None if first is None else first - s})
     false_alerts = [r["truth"]["frame"] for r in alerts if not r["truth"]["fake"]]
+    from fakewatch.core.metrics import roc_auc
+
+    truth = [int(r["truth"]["fake"]) for r in scored]
+    # threshold-free: does the model rank this person's manipulated frames above his real ones at all?
+    auc = round(float(roc_auc(truth, [r["frame_score"] for r in scored])), 4) if 0 < sum(truth) < len(truth) else None
     return {"frames": len(frames), "scored_after_warmup": len(scored), "steady_frames": len(steady),
-            "threshold": threshold,
+            "threshold": threshold, "frame_auc": auc,
             "agreement": round(sum(agree) / max(1, len(agree)), 4),
             "real_frames_correct": round(sum(real_ok) / max(1, len(real_ok)), 4),
             "fake_frames_correct": round(sum(fake_ok) / max(1, len(fake_ok)), 4),
