@@ -64,6 +64,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--h264-aug", type=float, default=0.0, metavar="P",
                    help="re-encode this share of training crops with H.264 (ffmpeg libx264, CRF 18-40), real and fake "
                         "alike (default 0: one ffmpeg call per crop is slow on small CPUs)")
+    d.add_argument("--paired", action="store_true",
+                   help="train as the SBI paper does: every batch holds each real crop and a fake made from it, "
+                        "both through the same augmentation draw (--batch-size counts crops: 32 = 16 pairs)")
+    d.add_argument("--swap-share", type=float, default=0.3, metavar="P",
+                   help="--paired with --synth sbi+swap: share of fakes that are face swaps between training people "
+                        "(default 0.3; the rest are self-blends)")
+    d.add_argument("--swap-blends", help="--paired swaps: comma-separated blends to train on (default all: "
+                                         "poisson,laplacian,colour_transfer); leave one out to test on it")
+    d.add_argument("--work-scale", nargs=2, type=float, metavar=("LO", "HI"),
+                   help="--paired: resize each crop to LO..HI times the model's input width (log-uniform) before "
+                        "blending, so blends and faces appear at the sizes the model sees, small faces included "
+                        "(e.g. 0.4 1.6; default: blend at the crop's native size)")
     d.add_argument("--no-augment", action="store_true", help="disable JPEG/blur/noise/flip/colour/resize augmentation")
     t = p.add_argument_group("optimisation")
     t.add_argument("--epochs", type=int, default=10)
@@ -104,6 +116,12 @@ def _run(args: argparse.Namespace) -> int:
                                 f'{{"split": {{"group": "train"|"val"}}}})')
     if args.target_fpr is not None and not 0.0 <= args.target_fpr < 1.0:
         raise ValueError(f"--target-fpr must be in [0, 1), got {args.target_fpr}")
+    if args.paired and args.synth == "none":
+        raise ValueError("--paired pairs each real crop with a fake made from it: add --synth sbi (or sbi+swap)")
+    if args.work_scale and not 0.0 < args.work_scale[0] <= args.work_scale[1]:
+        raise ValueError(f"--work-scale needs 0 < LO <= HI, got {args.work_scale}")
+    if not 0.0 <= args.swap_share <= 1.0:
+        raise ValueError(f"--swap-share must be in [0, 1], got {args.swap_share}")
     from fakewatch.core.variants import resolve_variant
     resolve_variant(args.variant)   # unknown names fail before any data work
     cfg = TrainConfig(
@@ -119,7 +137,9 @@ def _run(args: argparse.Namespace) -> int:
         recenter=not args.no_recenter, sbi_copies=args.sbi_copies,
         split_file=str(args.split) if args.split else None, balance=args.balance, sbi_mask=args.sbi_mask,
         p_h264=args.h264_aug, p_resize=args.aug_resize[0], resize_min=args.aug_resize[1],
-        facemesh=str(args.facemesh) if args.facemesh else None)
+        facemesh=str(args.facemesh) if args.facemesh else None, paired=args.paired, p_swap=args.swap_share,
+        work_scale=tuple(args.work_scale) if args.work_scale else None,
+        swap_blends=tuple(b.strip() for b in args.swap_blends.split(",") if b.strip()) if args.swap_blends else None)
     result = train(cfg)
     m = result.metrics
     print(f"best       {result.best}")

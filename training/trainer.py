@@ -61,6 +61,10 @@ class TrainConfig:
     p_h264: float = 0.0                    # share of crops re-encoded with H.264 (ffmpeg), reals and fakes alike
     sbi_mask: str = "box"                  # SBI mask start: "box" (ellipse/random hull) or "landmarks" (FaceMesh)
     facemesh: str | None = None            # FaceMesh ONNX for sbi_mask="landmarks" (default: converted into a cache)
+    paired: bool = False                   # SBI paper batches: each real crop with its own fake, same augmentation
+    p_swap: float = 0.0                    # paired: share of fakes that are face swaps between training people
+    swap_blends: tuple[str, ...] | None = None   # paired swaps: blends to use (default all; hold one out to test it)
+    work_scale: tuple[float, float] | None = None  # paired: blend at crop width s x input width, s in [lo, hi]
 
 
 @dataclass
@@ -254,18 +258,32 @@ def train(cfg: TrainConfig) -> TrainResult:
         overrides["input_size"] = (cfg.input_size, cfg.input_size)
     spec = default_spec(cfg.variant, roi=cfg.roi, **overrides)
     train_recs, val_recs, data_summary = prepare_data(cfg, spec, out)
-    train_ds = CropDataset(train_recs, spec, synth=cfg.synth, train=True, seed=cfg.seed,
-                           augment_cfg=AugmentConfig(p_h264=cfg.p_h264, p_resize=cfg.p_resize,
-                                                     resize_scale=(cfg.resize_min, 1.0)) if cfg.augment else None)
+    aug = AugmentConfig(p_h264=cfg.p_h264, p_resize=cfg.p_resize,
+                        resize_scale=(cfg.resize_min, 1.0)) if cfg.augment else None
+    if cfg.paired:
+        if cfg.synth == "none":
+            raise ValueError("--paired makes each real crop's fake on the fly: use it with --synth sbi or sbi+swap")
+        from fakewatch.training.paired import PairedSbiDataset
+        train_ds = PairedSbiDataset(train_recs, spec, seed=cfg.seed, augment_cfg=aug,
+                                    p_swap=cfg.p_swap if cfg.synth == "sbi+swap" else 0.0,
+                                    swap_blends=cfg.swap_blends,
+                                    work_scale=tuple(cfg.work_scale) if cfg.work_scale else None)
+    else:
+        train_ds = CropDataset(train_recs, spec, synth=cfg.synth, train=True, seed=cfg.seed, augment_cfg=aug)
     val_ds = CropDataset(val_recs, spec, synth=cfg.synth, train=False, seed=cfg.seed, sbi_copies=cfg.sbi_copies)
-    if len(set(train_ds.labels.tolist())) < 2 or len(set(val_ds.labels.tolist())) < 2:
+    if (not cfg.paired and len(set(train_ds.labels.tolist())) < 2) or len(set(val_ds.labels.tolist())) < 2:
         raise RuntimeError("training and validation data each need real and fake crops; add fake/ media or use "
                            "--synth sbi")
     device = _device(cfg.device)
     model, init, notes = make_model(cfg, spec)
     frozen = freeze(model, cfg.freeze_blocks)
     model.to(device)
-    steps = cfg.steps_per_epoch or max(1, len(train_ds) // cfg.batch_size)
+    # paired items hold 2 crops: --batch-size counts crops, so a batch has batch_size // 2 pairs
+    per_item = 2 if cfg.paired else 1
+    if cfg.paired and cfg.batch_size < 2:
+        raise ValueError(f"--paired needs --batch-size >= 2 (one real + one fake), got {cfg.batch_size}")
+    loader_batch = cfg.batch_size // per_item
+    steps = cfg.steps_per_epoch or max(1, len(train_ds) // loader_batch)
     total = steps * cfg.epochs
     decay, no_decay = [], []
     for p in model.parameters():
@@ -303,8 +321,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         t_ep = time.monotonic()
         train_ds.set_epoch(epoch)
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        sampler = WeightedRandomSampler(weights, num_samples=steps * cfg.batch_size, replacement=True, generator=gen)
-        loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+        sampler = WeightedRandomSampler(weights, num_samples=steps * loader_batch, replacement=True, generator=gen)
+        loader = DataLoader(train_ds, batch_size=loader_batch, sampler=sampler, num_workers=cfg.workers,
                             drop_last=True)
         _set_train_mode(model, cfg.freeze_blocks)
         running, seen = 0.0, 0
@@ -312,6 +330,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                    disable=not cfg.progress)
         for x, y, _i in pbar:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if x.ndim == 5:   # paired items: [pairs, 2, C, H, W] -> [2 * pairs, C, H, W]
+                x, y = x.flatten(0, 1), y.flatten()
             with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
                 logit = model(x).reshape(-1)
             loss = loss_fn(logit.float(), y)

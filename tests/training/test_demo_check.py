@@ -27,3 +27,14 @@ def test_agreement_alerts_per_range_and_false_alerts():
     assert out["manipulated_ranges"] == [{"frames": [120, 240], "fake_alert": True, "alert_delay_frames": 50}]
     assert out["fake_alert_in_every_range"] is True
     assert out["fake_alerts_on_real_frames"] == [300]
+    # 2 wrong reals at 0.8 below 225 fakes at 0.9: ranking is still perfect
+    assert out["frame_auc"] == 1.0
+
+
+def test_unpaced_check_of_a_missing_model_says_what_to_do(tmp_path):
+    import pytest
+
+    from fakewatch.training.demo_check import main
+
+    with pytest.raises(SystemExit, match="does not exist; pass --model"):
+        main(["--unpaced", "--model", str(tmp_path / "nope.onnx")])

@@ -1,0 +1,27 @@
+"""make_demo_model's recipes are valid `fakewatch train` command lines, and the split keeps people apart."""
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from fakewatch.training import cli as train_cli
+from fakewatch.training.make_demo_model import DEFAULT_RECIPE, RECIPES, TEST_IDS, TRAIN_IDS, VAL_IDS
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_parses_as_train_arguments(name):
+    ap = argparse.ArgumentParser()
+    train_cli.register(ap.add_subparsers())
+    args = ap.parse_args(["train", "data.csv", *RECIPES[name]])
+    assert args.synth in ("sbi", "sbi+swap")
+    if "--paired" in RECIPES[name]:
+        assert args.paired and args.sbi_mask == "landmarks"
+
+
+def test_default_recipe_and_split():
+    assert DEFAULT_RECIPE in RECIPES
+    assert "--work-scale" in RECIPES[DEFAULT_RECIPE]
+    people = [*TRAIN_IDS, *VAL_IDS, *TEST_IDS]
+    assert len(people) == len(set(people))            # nobody in two parts
+    assert "carphone_man" in TEST_IDS                 # the demo shows a person the model never saw

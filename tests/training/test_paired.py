@@ -1,0 +1,97 @@
+"""--paired: each real crop with a fake made from it, both through one augmentation draw (the SBI paper's batches)."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from fakewatch.training.augment import AugmentConfig
+from fakewatch.training.data import build_crops, discover
+from fakewatch.training.paired import PairedSbiDataset
+
+
+def _records(tmp_path, spec, people=3):
+    rng = np.random.default_rng(0)
+    for k in range(people):
+        d = tmp_path / "data" / "real" / f"p{k}"
+        d.mkdir(parents=True)
+        img = cv2.GaussianBlur(rng.integers(0, 255, (80, 80, 3), np.uint8), (0, 0), 2)
+        cv2.imwrite(str(d / "a.png"), cv2.add(img, np.full_like(img, 40 * k)))
+    records, _ = build_crops(discover(tmp_path / "data", require_fake=False), spec, tmp_path / "cache", 4,
+                             progress=False)
+    return records
+
+
+def test_pairs_share_one_augmentation_draw_and_differ_only_in_the_face(tmp_path, tiny_spec):
+    records = _records(tmp_path, tiny_spec)
+    # geometric/noise augmentations only, so "same draw" is checkable pixel by pixel outside the blend region
+    aug = AugmentConfig(p_flip=1.0, p_colour=0, p_blur=0, p_noise=1.0, p_resize=0, p_jpeg=0)
+    ds = PairedSbiDataset(records, tiny_spec, seed=0, augment_cfg=aug)
+    real, fake, how = ds.pair(0)
+    assert how == "sbi" and real.shape == fake.shape
+    raw = ds._crop(ds.reals[0])
+    x0, y0, x1, y1 = ds.reals[0].face_box
+    from fakewatch.core.sbi import mask_region
+    rx0, ry0, rx1, ry1 = mask_region((x0, y0, x1, y1), raw.shape)
+    w = raw.shape[1]
+    outside = np.ones(raw.shape[:2], bool)
+    outside[ry0:ry1, w - rx1:w - rx0] = False          # flipped blend region
+    assert np.array_equal(real[outside], fake[outside])                  # identical noise + flip outside the face
+    assert not np.array_equal(real, fake)                                # the blend is there
+    assert not np.array_equal(real[:, ::-1], raw)                        # and the augmentation was applied
+    x, y, i = ds[0]
+    assert x.shape == (2, 3, *tiny_spec.input_size) and x.dtype == np.float32
+    assert y.tolist() == [0.0, 1.0] and i == 0
+    # new epoch, new draw; same epoch, same draw (resumable)
+    ds.set_epoch(1)
+    assert not np.array_equal(ds.pair(0)[1], fake)
+    ds.set_epoch(0)
+    assert np.array_equal(ds.pair(0)[1], fake)
+
+
+def test_swap_share_and_held_out_blends(tmp_path, tiny_spec):
+    records = _records(tmp_path, tiny_spec)
+    ds = PairedSbiDataset(records, tiny_spec, seed=0, augment_cfg=None, p_swap=1.0, swap_blends=("laplacian",))
+    hows = {ds.pair(i)[2] for i in range(len(ds))}
+    assert hows == {"swap"}
+    w = ds.group_weights()
+    assert w.sum() == pytest.approx(1.0) and len(set(np.round(w, 9))) == 1
+    with pytest.raises(ValueError, match="unknown swap blend"):
+        PairedSbiDataset(records, tiny_spec, p_swap=0.5, swap_blends=("poisson", "nope"))
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        PairedSbiDataset(records[:1], tiny_spec, p_swap=0.5)
+
+
+def test_paired_training_runs_through_the_cli(tmp_path):
+    pytest.importorskip("torch")
+    import json
+
+    from fakewatch.cli import main
+    records_dir = tmp_path / "d" / "real"
+    rng = np.random.default_rng(1)
+    for k in range(4):
+        (records_dir / f"p{k}").mkdir(parents=True)
+        cv2.imwrite(str(records_dir / f"p{k}" / "a.png"),
+                    cv2.GaussianBlur(rng.integers(0, 255, (64, 64, 3), np.uint8), (0, 0), 1.5))
+    out = tmp_path / "run"
+    assert main(["train", str(tmp_path / "d"), "-o", str(out), "--synth", "sbi+swap", "--paired",
+                 "--swap-blends", "laplacian", "--variant", "test", "--init", "random", "--roi", "full",
+                 "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4", "--val-frac", "0.5",
+                 "--no-progress"]) == 0
+    cfg = json.loads((out / "history.json").read_text())
+    assert len(cfg) == 1 and np.isfinite(cfg[0]["train_loss"])
+    assert main(["train", str(tmp_path / "d"), "-o", str(tmp_path / "r2"), "--paired", "--variant", "test",
+                 "--init", "random", "--roi", "full", "--no-progress"]) == 1
+
+
+def test_work_scale_blends_at_the_model_s_size_and_scales_box_and_landmarks(tmp_path, tiny_spec):
+    records = _records(tmp_path, tiny_spec)
+    w_in = tiny_spec.input_size[1]
+    ds = PairedSbiDataset(records, tiny_spec, seed=3, augment_cfg=None, work_scale=(0.5, 0.5))
+    real, fake, _ = ds.pair(0)
+    assert real.shape == fake.shape and real.shape[1] == round(0.5 * w_in)
+    assert not np.array_equal(real, fake)
+    wide = PairedSbiDataset(records, tiny_spec, seed=3, augment_cfg=None, work_scale=(2.0, 2.0))
+    assert wide.pair(0)[0].shape[1] == 2 * w_in
+    with pytest.raises(ValueError, match="work_scale"):
+        PairedSbiDataset(records, tiny_spec, work_scale=(1.0, 0.5))
