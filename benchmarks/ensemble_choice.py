@@ -73,7 +73,7 @@ def _time(fn, iters: int) -> float:
 
 
 def measure(variant: str, members: int, size: int, batches: tuple[int, ...], iters: int, threads: int,
-            simplify: bool = True) -> dict:
+            simplify: bool = True, workdir: str | Path | None = None, prepare_only: bool = False) -> dict:
     import torch
     from tqdm import tqdm
 
@@ -82,20 +82,27 @@ def measure(variant: str, members: int, size: int, batches: tuple[int, ...], ite
     from fakewatch.export.onnx_export import export_onnx
 
     spec = default_spec(variant, input_size=(size, size), resize="isotropic_pad", roi_rule="dfdc", roi_margin=1 / 3)
-    torch.manual_seed(0)
-    models = [build_model(spec, exportable=True) for _ in range(members)]
-    weight_bytes = sum(p.numel() * p.element_size() for m in models for p in m.state_dict().values())
-    work = Path(tempfile.mkdtemp(prefix="fw-ensemble-"))
-    with tqdm(total=members + 1, desc="export", unit="onnx") as bar:
-        one = export_onnx(make_ensemble(models), spec, work / "ensemble.onnx", verify_batches=(1,),
-                          simplify=simplify).path
-        bar.update()
-        singles = []
-        for i, m in enumerate(models):
-            singles.append(export_onnx(m, spec, work / f"member{i}.onnx", verify_batches=(1,),
-                                       simplify=simplify).path)
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="fw-ensemble-"))
+    work.mkdir(parents=True, exist_ok=True)
+    key = {"variant": variant, "members": members, "size": size, "simplify": simplify}
+    marker = work / "exports.json"
+    one, singles = work / "ensemble.onnx", [work / f"member{i}.onnx" for i in range(members)]
+    if marker.is_file() and json.loads(marker.read_text()).get("key") == key:   # exported (and verified) before
+        weight_bytes = json.loads(marker.read_text())["weight_bytes"]
+    else:
+        torch.manual_seed(0)
+        models = [build_model(spec, exportable=True) for _ in range(members)]
+        weight_bytes = sum(p.numel() * p.element_size() for m in models for p in m.state_dict().values())
+        with tqdm(total=members + 1, desc="export", unit="onnx") as bar:
+            export_onnx(make_ensemble(models), spec, one, verify_batches=(1,), simplify=simplify)
             bar.update()
-    del models   # the sessions below are what a deployment holds
+            for m, path in zip(models, singles):
+                export_onnx(m, spec, path, verify_batches=(1,), simplify=simplify)
+                bar.update()
+        del models   # the sessions below are what a deployment holds
+        marker.write_text(json.dumps({"key": key, "weight_bytes": weight_bytes}))
+    if prepare_only:
+        return {}
     memory = {"one_onnx": _session_memory([one], threads, size, 1),
               "list": _session_memory(singles, threads, size, 1)}
     (one_sess,), one_load = _sessions([one], threads)
@@ -165,13 +172,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-simplify", dest="simplify", action="store_false",
                     help="skip onnxsim on every export (it needs several copies of a 1.8 GB graph in memory)")
     ap.add_argument("--name", default="ensemble_choice", help="result file stem in --output")
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="keep the exported models here and reuse them on the next run with the same settings")
+    ap.add_argument("--prepare", action="store_true", help="only export (into --workdir), measure nothing")
     ap.add_argument("-o", "--output", type=Path, default=Path("benchmarks/results/published"))
     a = ap.parse_args(argv)
     if a.members < 2:
         ap.error("--members must be >= 2 (an ensemble)")
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    if a.prepare and a.workdir is None:
+        ap.error("--prepare needs --workdir (where the next run finds the exports)")
     r = measure(a.variant, a.members, a.size, tuple(int(b) for b in a.batches.split(",")), a.iters, a.threads,
-                a.simplify)
+                a.simplify, a.workdir, a.prepare)
+    if a.prepare:
+        print(f"exports ready in {a.workdir}")
+        return 0
     r["load_before"], r["load_after"] = load_before, " ".join(Path("/proc/loadavg").read_text().split()[:3])
     if a.name != "ensemble_choice":
         r["command"] += f" --name {a.name}"
