@@ -166,18 +166,36 @@ def export_onnx(model, spec: ModelSpec, out: str | Path, *, opset: int = DEFAULT
     model = model.eval()
     weight_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     external = weight_bytes > EXTERNAL_DATA_BYTES
-    if external:
-        import tempfile
+    members = getattr(model, "ensemble_members", None)
+    if members is not None:   # one member traced at a time, then joined (tracing 7 x B7 at once needs > 20 GB)
+        from fakewatch.export.ensemble_onnx import ensemble_proto
 
-        with tempfile.TemporaryDirectory(prefix="fw-export-", dir=out.parent) as work:
-            proto = _torch_to_onnx_external(model, spec, opset, Path(work))
-        simplify = False   # onnxsim serialises the whole model: impossible over 2 GiB
+        passes = {"simplified": [], "se_pools": []}
+
+        def export_member(member):
+            proto = onnx.load_from_string(_torch_to_onnx_bytes(member, spec, opset))
+            ok = False
+            if simplify:
+                proto, ok = _simplify(proto)
+            passes["simplified"].append(ok)
+            passes["se_pools"].append(reduce_mean_to_global_pool(proto))
+            return proto
+
+        proto = ensemble_proto(list(members), export_member, spec.input_name, spec.output_name)
+        simplified, se_pools = all(passes["simplified"]), sum(passes["se_pools"])
     else:
-        proto = onnx.load_from_string(_torch_to_onnx_bytes(model, spec, opset))
-    simplified = False
-    if simplify:
-        proto, simplified = _simplify(proto)
-    se_pools = reduce_mean_to_global_pool(proto)
+        if external:
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="fw-export-", dir=out.parent) as work:
+                proto = _torch_to_onnx_external(model, spec, opset, Path(work))
+            simplify = False   # onnxsim serialises the whole model: impossible over 2 GiB
+        else:
+            proto = onnx.load_from_string(_torch_to_onnx_bytes(model, spec, opset))
+        simplified = False
+        if simplify:
+            proto, simplified = _simplify(proto)
+        se_pools = reduce_mean_to_global_pool(proto) if not external else 0
     versions = {"torch": str(torch.__version__), "onnx": str(onnx.__version__), "opset": opset}
     try:
         import timm
