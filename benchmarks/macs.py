@@ -8,6 +8,10 @@ ConvInteger, MatMulInteger, QGemm) are counted like their float ops so INT8 rows
 
 Why ONNX and not torch hooks: it counts exactly the graph every backend runs (after export and simplification),
 and it needs no torch, so it works on a Jetson with only onnx installed.
+
+Graphs whose shapes depend on computed values defeat static shape inference: timm's ``tf_*`` models pad each conv
+by an amount the graph computes from the input's shape (TF "same"). For those float Conv/Gemm/MatMul nodes the
+shapes are read from one ONNX Runtime run on a zero batch, when onnxruntime is installed.
 """
 from __future__ import annotations
 
@@ -82,9 +86,58 @@ def count_macs(path_or_model: str | Path | Any, batch: int = 1) -> dict[str, int
             continue
         per_op[op] = per_op.get(op, 0) + macs
     if unknown:
+        ran = _shapes_by_running(model, sorted({t for n in model.graph.node if n.op_type in _FLOAT_OPS
+                                                for t in (n.input[0], n.output[0]) if not shapes.get(t)}))
+        if ran:
+            shapes.update(ran)
+            per_op, unknown = {}, []
+            for node in model.graph.node:
+                if node.op_type in _CONV_OPS | _MATMUL_OPS | _GEMM_OPS:
+                    macs = _node_macs(node, shapes)
+                    if macs is None:
+                        unknown.append(f"{node.op_type} {node.name or node.output[0]}")
+                    else:
+                        per_op[node.op_type] = per_op.get(node.op_type, 0) + macs
+    if unknown:
         raise ValueError(f"cannot count MACs: no inferred shapes for {len(unknown)} node(s), e.g. {unknown[:3]}")
     per_op["total"] = sum(per_op.values())
     return per_op
+
+
+_FLOAT_OPS = {"Conv", "Gemm", "MatMul"}
+
+
+def _shapes_by_running(model: Any, names: list[str]) -> dict[str, list[int]]:
+    """Output shapes of ``names`` from one ONNX Runtime run on zeros ({} when the graph cannot be run so: no
+    onnxruntime, an input of unknown shape, a graph over 2 GiB)."""
+    if not names:
+        return {}
+    try:
+        import numpy as np
+        import onnx
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+
+        probe = onnx.ModelProto()
+        probe.CopyFrom(model)
+        have = {o.name for o in probe.graph.output}
+        probe.graph.output.extend(helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+                                  for n in names if n not in have)
+        initializers = {i.name for i in probe.graph.initializer}
+        feeds = {}
+        for inp in probe.graph.input:
+            if inp.name in initializers:
+                continue
+            dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+            if not dims or min(dims) <= 0:
+                return {}
+            feeds[inp.name] = np.zeros(dims, helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type))
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL   # keep every named output
+        session = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        return {n: list(v.shape) for n, v in zip(names, session.run(names, feeds))}
+    except Exception:  # noqa: BLE001 - the static error below is the one to report
+        return {}
 
 
 def _node_macs(node: Any, shapes: dict[str, list[int] | None]) -> int | None:

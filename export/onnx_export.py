@@ -2,6 +2,11 @@
 
 Verification is not optional: ``onnx.checker`` plus ONNX Runtime vs torch on fresh random inputs; a max abs diff
 above the tolerance aborts the export and removes the half-written file.
+
+A protobuf message, hence one ONNX file, holds at most 2 GiB. Models whose weights come near that (large ensembles
+such as 8 x B7 in fp32) are written with ONNX external data: ``model.onnx`` holds the graph and the contract,
+``model.onnx.data`` next to it the weights (ONNX Runtime, OpenVINO and TensorRT's file parser read it from the
+model's folder; keep the two files together).
 """
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ from fakewatch.export.graph_passes import reduce_mean_to_global_pool
 
 DEFAULT_OPSET = 17
 DEFAULT_TOLERANCE = 1e-4
+# weights above this go to external data: 2 GiB less headroom for the graph, the contract and protobuf framing
+EXTERNAL_DATA_BYTES = 2 ** 31 - 128 * 2 ** 20
 
 
 class ExportError(RuntimeError):
@@ -70,6 +77,35 @@ def _torch_to_onnx_bytes(model, spec: ModelSpec, opset: int) -> bytes:
         do_constant_folding=True,
     )
     return buf.getvalue()
+
+
+def _torch_to_onnx_external(model, spec: ModelSpec, opset: int, workdir: Path):
+    """The same export for a model over the protobuf limit: via a file, its weights loaded back into memory (a
+    proto over 2 GiB lives fine in memory; only serialising it in one piece fails)."""
+    import onnx
+    import torch
+
+    path = workdir / "raw.onnx"
+    warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+    torch.onnx.export(
+        model, (torch.randn(2, 3, *spec.input_size),), str(path), dynamo=False, opset_version=opset,
+        input_names=[spec.input_name], output_names=[spec.output_name],
+        dynamic_axes={spec.input_name: {0: "batch"}, spec.output_name: {0: "batch"}},
+        do_constant_folding=True,
+    )
+    return onnx.load(str(path), load_external_data=True)
+
+
+def _save(proto, tmp: Path, final: Path, external: bool) -> None:
+    import onnx
+
+    if not external:
+        onnx.save(proto, str(tmp))
+        return
+    data = final.with_name(final.name + ".data")   # named for the final file: the .partial rename keeps it valid
+    data.unlink(missing_ok=True)                   # save appends to an existing data file
+    onnx.save_model(proto, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=data.name, size_threshold=1024)
 
 
 def _simplify(proto):
@@ -128,11 +164,38 @@ def export_onnx(model, spec: ModelSpec, out: str | Path, *, opset: int = DEFAULT
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
-    proto = onnx.load_from_string(_torch_to_onnx_bytes(model, spec, opset))
-    simplified = False
-    if simplify:
-        proto, simplified = _simplify(proto)
-    se_pools = reduce_mean_to_global_pool(proto)
+    weight_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    external = weight_bytes > EXTERNAL_DATA_BYTES
+    members = getattr(model, "ensemble_members", None)
+    if members is not None:   # one member traced at a time, then joined (tracing 7 x B7 at once needs > 20 GB)
+        from fakewatch.export.ensemble_onnx import ensemble_proto
+
+        passes = {"simplified": [], "se_pools": []}
+
+        def export_member(member):
+            proto = onnx.load_from_string(_torch_to_onnx_bytes(member, spec, opset))
+            ok = False
+            if simplify:
+                proto, ok = _simplify(proto)
+            passes["simplified"].append(ok)
+            passes["se_pools"].append(reduce_mean_to_global_pool(proto))
+            return proto
+
+        proto = ensemble_proto(list(members), export_member, spec.input_name, spec.output_name)
+        simplified, se_pools = all(passes["simplified"]), sum(passes["se_pools"])
+    else:
+        if external:
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="fw-export-", dir=out.parent) as work:
+                proto = _torch_to_onnx_external(model, spec, opset, Path(work))
+            simplify = False   # onnxsim serialises the whole model: impossible over 2 GiB
+        else:
+            proto = onnx.load_from_string(_torch_to_onnx_bytes(model, spec, opset))
+        simplified = False
+        if simplify:
+            proto, simplified = _simplify(proto)
+        se_pools = reduce_mean_to_global_pool(proto) if not external else 0
     versions = {"torch": str(torch.__version__), "onnx": str(onnx.__version__), "opset": opset}
     try:
         import timm
@@ -141,21 +204,34 @@ def export_onnx(model, spec: ModelSpec, out: str | Path, *, opset: int = DEFAULT
         pass
     spec = spec.with_provenance(export={"tool": "fakewatch export onnx", "versions": versions,
                                         "simplified": simplified,
-                                        "reduce_mean_to_global_pool": se_pools})
+                                        "reduce_mean_to_global_pool": se_pools,
+                                        **({"external_data": out.name + ".data"} if external else {})})
     embed_in_onnx(proto, spec)
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except Exception as exc:
-        raise ExportError(f"onnx.checker rejected the exported graph: {exc}") from None
     tmp = out.with_name(out.name + ".partial")
-    onnx.save(proto, str(tmp))
+    try:
+        if external:   # the checker reads a model over 2 GiB only from its path
+            _save(proto, tmp, out, external)
+            del proto
+            onnx.checker.check_model(str(tmp), full_check=True)
+        else:
+            onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        if external:
+            out.with_name(out.name + ".data").unlink(missing_ok=True)
+        raise ExportError(f"onnx.checker rejected the exported graph: {exc}") from None
+    if not external:
+        _save(proto, tmp, out, external)
     try:
         diff, scale = verify_onnx(tmp, model, spec, batches=verify_batches, tolerance=tolerance)
     except Exception:
         tmp.unlink(missing_ok=True)
+        if external:
+            out.with_name(out.name + ".data").unlink(missing_ok=True)
         raise
     tmp.replace(out)
     write_sidecar(out, spec)
     params = sum(int(p.numel()) for p in model.parameters())
-    return ExportReport(out, spec, params, out.stat().st_size, diff, scale, tuple(verify_batches),
+    size = out.stat().st_size + (out.with_name(out.name + ".data").stat().st_size if external else 0)
+    return ExportReport(out, spec, params, size, diff, scale, tuple(verify_batches),
                         time.perf_counter() - t0, simplified, list(notes or []))

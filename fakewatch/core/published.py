@@ -380,6 +380,10 @@ def make_ensemble(models: Sequence[Any]):
             super().__init__()
             self.members = nn.ModuleList(members)
 
+        @property
+        def ensemble_members(self):   # export traces these one at a time (export/ensemble_onnx.py)
+            return list(self.members)
+
         def forward(self, x):
             # logit(mean_i sigmoid(z_i)) = logsumexp_i logsigmoid(z_i) - logsumexp_i logsigmoid(-z_i) (the 1/M
             # cancels): exact and well conditioned in float32 even when every member is certain, where

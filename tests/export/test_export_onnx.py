@@ -159,3 +159,33 @@ def test_every_variant_exports(tmp_path, variant):
     model = _with_big_head(build_model(spec, exportable=True))
     report = export_onnx(model, spec, tmp_path / f"{variant}.onnx", verify_batches=(2,), simplify=False)
     assert report.max_abs_diff <= 1e-4 * max(1.0, report.output_scale)
+
+
+def test_models_over_the_protobuf_limit_export_with_external_data(tmp_path, monkeypatch):
+    """A model whose weights pass the limit (lowered here: a 2 GiB model is too big for CI) is written as graph +
+    ``.data`` file, checked, verified and loadable from its folder with its contract; the normal path is unchanged."""
+    import onnx
+
+    from fakewatch.core.contract import load_spec
+    from fakewatch.export import onnx_export
+
+    spec = default_spec("test")
+    model = _with_big_head(build_model(spec, exportable=True))
+    normal = export_onnx(model, spec, tmp_path / "normal.onnx", verify_batches=(1,))
+    assert not (tmp_path / "normal.onnx.data").exists()
+    monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 1024)
+    report = export_onnx(model, spec, tmp_path / "big" / "m.onnx", verify_batches=(1, 2))
+    data = tmp_path / "big" / "m.onnx.data"
+    graph_only = (tmp_path / "big" / "m.onnx").stat().st_size
+    assert data.stat().st_size > 10 * graph_only          # the weights are in the data file, not the graph
+    assert report.size_bytes == graph_only + data.stat().st_size
+    assert report.max_abs_diff <= 1e-4 and sorted(p.name for p in (tmp_path / "big").iterdir()) == [
+        "m.onnx", "m.onnx.data", "m.onnx.json"]
+    assert load_spec(tmp_path / "big" / "m.onnx").provenance["export"]["external_data"] == "m.onnx.data"
+    onnx.checker.check_model(str(tmp_path / "big" / "m.onnx"))
+    x = np.random.default_rng(0).normal(size=(2, 3, *spec.input_size)).astype(np.float32)
+    want = ort.InferenceSession(str(normal.path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    moved = tmp_path / "moved"                             # the pair works from any folder, kept together
+    (tmp_path / "big").rename(moved)
+    got = ort.InferenceSession(str(moved / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, want, atol=1e-5)
