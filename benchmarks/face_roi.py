@@ -82,6 +82,7 @@ def detector_rows(frames: dict[str, np.ndarray], repeats: int = 15) -> list[dict
 # ---------------------------------------------------------------------------------------------------- paced e2e
 def e2e_row(video: Path, size: str, n: int, seconds: float, detector: str | None,
             detect_every: int | None, threads: int = 0) -> dict[str, Any]:
+    from fakewatch.benchmarks.thread_cpu import ThreadCpu
     from fakewatch.runtime.backends import load_runner
     from fakewatch.runtime.pipeline import Pipeline, WatchConfig
     from fakewatch.runtime.watch_cli import DEMO_MODEL
@@ -92,7 +93,8 @@ def e2e_row(video: Path, size: str, n: int, seconds: float, detector: str | None
     kw: dict[str, Any] = {"status_interval_s": 0.0, "duration_s": seconds, "face_detector": detector}
     if detect_every:
         kw["detect_every"] = detect_every
-    summary = Pipeline(sources, runner, WatchConfig(**kw)).run()
+    with ThreadCpu() as cpu:
+        summary = Pipeline(sources, runner, WatchConfig(**kw)).run()
     offered = FPS * summary.duration_s
     per_stream = {sid: st["frames"] / offered for sid, st in summary.streams.items()}
     lat = summary.overall["latency_ms"]
@@ -108,7 +110,11 @@ def e2e_row(video: Path, size: str, n: int, seconds: float, detector: str | None
             "stage_p50_ms": {k: v.get("p50") for k, v in lat.items() if k != "total"},
             "detector_ms_per_frame": summary.roi.get("detector_ms_per_frame"),
             "detector_share": summary.roi.get("detector_share"),
-            "mean_batch": round(summary.batches()["mean_size"], 2), "stop": summary.stop_reason}
+            "mean_batch": round(summary.batches()["mean_size"], 2), "stop": summary.stop_reason,
+            # where the CPU went, per processed frame (decode = reader threads, roi = detection + crops, loop =
+            # batching + classifier + decisions, native = OpenCV decoder / runtime thread pools)
+            "cpu_ms_per_frame": {g: round(s * 1e3 / max(1, summary.overall["frames"]), 3)
+                                 for g, s in cpu.seconds().items()}}
 
 
 def _row_in_subprocess(args: dict[str, Any], timeout: float) -> dict[str, Any]:

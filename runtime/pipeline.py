@@ -66,6 +66,8 @@ class WatchConfig:
     stale_after_by_stream: dict[str, float] = field(default_factory=dict)
     detect_every_by_stream: dict[str, int] = field(default_factory=dict)   # per-camera override of detect_every
     max_retries: int | None = None           # reconnect attempts of live sources before "failed"; None = forever
+    reader_max_height: int | None = None     # scale taller frames down in the reader (streams/working_size.py)
+    decode_threads: int | None = None        # FFmpeg threads per decoder; None = auto (runtime/decode_threads.py)
 
 
 @dataclass
@@ -151,7 +153,14 @@ class Pipeline:
         if self.cfg.max_retries is not None:
             from fakewatch.streams.backoff import Backoff
             backoff = Backoff(max_retries=self.cfg.max_retries)
-        self.group = SourceGroup(sources, on_event=self._source_events.put, backoff=backoff)
+        from fakewatch.runtime.decode_threads import auto_decode_threads
+        from fakewatch.streams.working_size import WorkingSize
+
+        self.group = SourceGroup(
+            sources, on_event=self._source_events.put, backoff=backoff,
+            working_size=WorkingSize(self.cfg.reader_max_height) if self.cfg.reader_max_height else None,
+            decode_threads=auto_decode_threads(len(sources)) if self.cfg.decode_threads is None
+            else self.cfg.decode_threads)
         self.live = {s.id: bool(s.live) for s in self.group.sources}
         detector = make_detector(self.cfg.face_detector, backend=runner.name) if self.spec.roi == "face" else None
         self.detector = detector
@@ -311,7 +320,7 @@ class Pipeline:
             d = self.deciders[f.source_id] = StreamDecider(f.source_id, self.cfg.decision)
         dec: Decision = d.update(f.seq, item.stream_ts, face_probs, f.truth)
         f.stamp("decision", self.clock())
-        tracks = {"tracks": track_records(item.tracks, face_probs)} if item.tracks else {}
+        tracks = {"tracks": track_records(item.tracks, face_probs, f.scale)} if item.tracks else {}
         if dec.changed:
             self._emit(make_record("state", self._t(), stream=f.source_id, state=dec.state, previous=dec.previous,
                                    score=dec.score, frame_score=dec.frame_score, seq=f.seq,
@@ -441,9 +450,10 @@ def batch_stats(sizes: dict[int, int]) -> dict[str, Any]:
             "histogram": {str(k): v for k, v in sorted(sizes.items())}}
 
 
-def track_records(tracks: Sequence[Track], face_probs: Sequence[float]) -> list[dict]:
-    """The optional ``tracks`` field of frame/state records: id, face box (x, y, w, h) and P(fake) per face."""
-    return [{"id": t.id, "box": [int(round(v)) for v in t.box],
+def track_records(tracks: Sequence[Track], face_probs: Sequence[float], scale: int = 1) -> list[dict]:
+    """The optional ``tracks`` field of frame/state records: id, face box (x, y, w, h, in the source's pixels even
+    when the reader scaled the frame down by ``scale``) and P(fake) per face."""
+    return [{"id": t.id, "box": [int(round(v * scale)) for v in t.box],
              "p_fake": round(float(p), 4) if p is not None else None}
             for t, p in zip(tracks, list(face_probs) + [None] * (len(tracks) - len(face_probs)))]
 
