@@ -81,7 +81,8 @@ def detector_rows(frames: dict[str, np.ndarray], repeats: int = 15) -> list[dict
 
 # ---------------------------------------------------------------------------------------------------- paced e2e
 def e2e_row(video: Path, size: str, n: int, seconds: float, detector: str | None,
-            detect_every: int | None, threads: int = 0) -> dict[str, Any]:
+            detect_every: int | None, threads: int = 0, reader_max_height: int | None = None,
+            decode_threads: int | None = None) -> dict[str, Any]:
     from fakewatch.benchmarks.thread_cpu import ThreadCpu
     from fakewatch.runtime.backends import load_runner
     from fakewatch.runtime.pipeline import Pipeline, WatchConfig
@@ -90,17 +91,22 @@ def e2e_row(video: Path, size: str, n: int, seconds: float, detector: str | None
 
     runner = load_runner(DEMO_MODEL, **({"intra_op_threads": threads} if threads else {}))
     sources = [open_source(str(video), source_id=f"cam{i}", pace=True, loop=True) for i in range(n)]
-    kw: dict[str, Any] = {"status_interval_s": 0.0, "duration_s": seconds, "face_detector": detector}
+    kw: dict[str, Any] = {"status_interval_s": 0.0, "duration_s": seconds, "face_detector": detector,
+                          "reader_max_height": reader_max_height, "decode_threads": decode_threads}
     if detect_every:
         kw["detect_every"] = detect_every
     with ThreadCpu() as cpu:
         summary = Pipeline(sources, runner, WatchConfig(**kw)).run()
     offered = FPS * summary.duration_s
+    cpu_s = cpu.seconds()
+    decoded = sum(int(st["frames"]) + int(st["dropped"]) for st in summary.streams.values())
     per_stream = {sid: st["frames"] / offered for sid, st in summary.streams.items()}
     lat = summary.overall["latency_ms"]
     total = lat.get("total", {})
     return {"kind": "e2e", "size": size, "streams": n, "seconds": round(summary.duration_s, 2),
             "classifier_threads": threads or "onnxruntime default",
+            "reader_max_height": reader_max_height,
+            "decode_threads": "auto" if decode_threads is None else decode_threads,
             "detector": summary.roi.get("detector"), "detect_every": summary.roi.get("detect_every"),
             "processed_min": round(min(per_stream.values()), 4),
             "processed_mean": round(float(np.mean(list(per_stream.values()))), 4),
@@ -114,7 +120,11 @@ def e2e_row(video: Path, size: str, n: int, seconds: float, detector: str | None
             # where the CPU went, per processed frame (decode = reader threads, roi = detection + crops, loop =
             # batching + classifier + decisions, native = OpenCV decoder / runtime thread pools)
             "cpu_ms_per_frame": {g: round(s * 1e3 / max(1, summary.overall["frames"]), 3)
-                                 for g, s in cpu.seconds().items()}}
+                                 for g, s in cpu_s.items()},
+            # readers decode every frame the camera offers, processed or not (newest frame wins)
+            "decoded": decoded,
+            "decode_cpu_ms_per_decoded_frame": round((cpu_s.get("decode", 0.0) + cpu_s.get("native", 0.0)) * 1e3
+                                                     / max(1, decoded), 3)}
 
 
 def _row_in_subprocess(args: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -236,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.row:
         a = json.loads(args.row)
         print(json.dumps(e2e_row(Path(a["video"]), a["size"], a["n"], a["seconds"], a["detector"],
-                                 a.get("detect_every"), a.get("threads", 0))))
+                                 a.get("detect_every"), a.get("threads", 0), a.get("reader_max_height"),
+                                 a.get("decode_threads"))))
         return 0
     cmd = "python -m fakewatch.benchmarks.face_roi " + " ".join(argv if argv is not None else sys.argv[1:])
     run(args.sizes.split(","), [int(x) for x in args.sources.split(",")], args.seconds, args.detectors.split(","),

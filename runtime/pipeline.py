@@ -28,6 +28,7 @@ from fakewatch.runtime.alerts import Sink, make_record
 from fakewatch.runtime.backends.base import BackendUnavailable, Runner
 from fakewatch.runtime.batcher import AUTO_BATCH_CAP, Batch, Batcher, default_max_wait_ms
 from fakewatch.runtime.decision import Decision, DecisionConfig, StreamDecider
+from fakewatch.runtime.detect_cadence import CadenceConfig, DetectCadence
 from fakewatch.runtime.face_detectors import close_detector, make_detector
 from fakewatch.runtime.roi_stage import Prepared, RoiStage
 from fakewatch.runtime.latency import LatencyTracker, format_summary
@@ -53,6 +54,7 @@ class WatchConfig:
     status_interval_s: float = 1.0           # periodic status records; 0 = off
     duration_s: float | None = None
     detect_every: int = DEFAULT_DETECT_EVERY
+    max_detect_every: int | None = None      # stretch detect_every up to this under load; None = 2 x detect_every
     hold_s: float = 0.5
     max_faces: int = 4
     face_detector: str | None = None         # runtime/face_detectors.py name or path; None = blazeface (else haar)
@@ -168,6 +170,7 @@ class Pipeline:
                                              every_by_stream=dict(self.cfg.detect_every_by_stream),
                                              max_faces=self.cfg.max_faces, roi_margin=self.spec.roi_margin)) \
             if detector is not None else None
+        self.cadence = self._cadence()           # validates detect_every <= max_detect_every before anything runs
         self.stage: RoiStage | None = None
         self.stale = StaleWatch(self.cfg.stale_after_s, dict(self.cfg.stale_after_by_stream))
         self._next_stale_check = 0.0
@@ -364,7 +367,7 @@ class Pipeline:
             self._update_target()
             self.stage = RoiStage(self.group, self.spec, self.tracks, self.detector, live=self.live,
                                   on_host=not self.device_input, max_rows=max_batch,
-                                  queue_size=max(2, 2 * n_sources), clock=self.clock)
+                                  queue_size=max(2, 2 * n_sources), clock=self.clock, cadence=self.cadence)
             if self.detector is not None and hasattr(self.detector, "activate"):
                 self.detector.activate()      # load the detector model before the clock starts
             self._t0 = self.clock()
@@ -384,6 +387,12 @@ class Pipeline:
             if self.detector is not None:
                 close_detector(self.detector)
         return self._finish(stop_reason)
+
+    def _cadence(self) -> DetectCadence | None:
+        if self.tracks is None:
+            return None
+        k = self.cfg.detect_every
+        return DetectCadence(CadenceConfig(base=k, max_every=self.cfg.max_detect_every or 2 * k))
 
     def _loop(self) -> str:
         cfg = self.cfg
@@ -418,6 +427,8 @@ class Pipeline:
             return {}
         name = getattr(self.detector, "name", type(self.detector).__name__) if self.detector is not None else None
         return {"detector": name, "detect_every": self.cfg.detect_every if self.detector is not None else None,
+                "max_detect_every": (self.cfg.max_detect_every or 2 * self.cfg.detect_every)
+                if self.detector is not None else None,
                 **self.stage.stats.as_dict()}
 
     def _finish(self, stop_reason: str) -> RunSummary:
