@@ -116,6 +116,8 @@ def e2e_row(video: Path, size: str, n: int, seconds: float, detector: str | None
             "stage_p50_ms": {k: v.get("p50") for k, v in lat.items() if k != "total"},
             "detector_ms_per_frame": summary.roi.get("detector_ms_per_frame"),
             "detector_share": summary.roi.get("detector_share"),
+            "max_detect_every": summary.roi.get("max_detect_every"),
+            "frames_at_detect_every": summary.roi.get("frames_at_detect_every"),
             "mean_batch": round(summary.batches()["mean_size"], 2), "stop": summary.stop_reason,
             # where the CPU went, per processed frame (decode = reader threads, roi = detection + crops, loop =
             # batching + classifier + decisions, native = OpenCV decoder / runtime thread pools)
@@ -156,16 +158,27 @@ def write(doc: dict[str, Any], out: Path) -> list[Path]:
           f"Load before: `{doc['load_before']}`  ", f"Load after: `{doc['load_after']}`  ",
           f"Niceness: {doc['nice']}; footage: {doc['footage']}", "",
           "## Paced streams (demo model, face ROI, 30 fps per stream)", "",
-          "| size | streams | detector | K | processed (worst stream) | goal | p50 ms | p99 ms | detector ms/frame |",
-          "|---|---|---|---|---|---|---|---|---|"]
+          "K = detect every K frames (the cadence stretches up to max K when frames are lost; `frames at K` says how "
+          "many frames ran at each). CPU ms per processed frame by thread group: decode = reader threads (+ FFmpeg "
+          "decoder threads), roi = detection + tracking + crops, loop = batching + classifier + decisions. "
+          "Reader = frame height after reader-side scaling (blank = full frames).", "",
+          "| size | streams | reader | detector | K (max) | frames at K | processed (worst stream) | goal | p50 ms | "
+          "p99 ms | detector ms/frame | CPU ms/frame decode, roi, loop | decode CPU ms per decoded frame |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in e2e:
         if r.get("status") != "ok":
-            md.append(f"| {r['size']} | {r['streams']} | error: {r.get('reason', '')[:80]} | | | | | | |")
+            md.append(f"| {r['size']} | {r['streams']} | | error: {r.get('reason', '')[:80]} | | | | | | | | | |")
             continue
-        goal = GOALS.get((r["size"], r["streams"]))
-        md.append(f"| {r['size']} | {r['streams']} | {r['detector']} | {r['detect_every']} | "
+        goal = GOALS.get((r["size"], r["streams"])) if not r.get("reader_max_height") else None
+        cpu = r.get("cpu_ms_per_frame") or {}
+        split = ", ".join(str(round(cpu.get(g, 0.0) + (cpu.get("native", 0.0) if g == "decode" else 0.0), 2))
+                          for g in ("decode", "roi", "loop")) if cpu else ""
+        at = ", ".join(f"{k}: {v}" for k, v in (r.get("frames_at_detect_every") or {}).items())
+        md.append(f"| {r['size']} | {r['streams']} | {r.get('reader_max_height') or ''} | {r['detector']} | "
+                  f"{r['detect_every']} ({r.get('max_detect_every') or ''}) | {at} | "
                   f"{r['processed_min']:.1%} | {'>= ' + format(goal, '.0%') if goal else ''} | {r['p50_ms']} | "
-                  f"{r['p99_ms']} | {r['detector_ms_per_frame']} |")
+                  f"{r['p99_ms']} | {r['detector_ms_per_frame']} | {split} | "
+                  f"{r.get('decode_cpu_ms_per_decoded_frame', '')} |")
     md += ["", "## Detector cost per frame (median; batch = frames per detector call)", "",
            "| detector | size | batch | ms/frame | letterbox | infer | decode + NMS |", "|---|---|---|---|---|---|---|"]
     for r in dets:
@@ -181,10 +194,13 @@ def write(doc: dict[str, Any], out: Path) -> list[Path]:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for size in sorted({r["size"] for r in e2e}):
         for det in sorted({str(r.get("detector")) for r in e2e if r["size"] == size}):
-            pts = sorted((r["streams"], r["processed_min"] * 100) for r in e2e
-                         if r["size"] == size and str(r.get("detector")) == det and r.get("status") == "ok")
-            if pts:
-                axes[0].plot(*zip(*pts), "o-", label=f"{size}, {det.split(' on ')[0]}")
+            for mh in sorted({r.get("reader_max_height") or 0 for r in e2e if r["size"] == size}):
+                pts = sorted((r["streams"], r["processed_min"] * 100) for r in e2e
+                             if r["size"] == size and str(r.get("detector")) == det and r.get("status") == "ok"
+                             and (r.get("reader_max_height") or 0) == mh)
+                if pts:
+                    axes[0].plot(*zip(*pts), "o-" if not mh else "s--",
+                                 label=f"{size}, {det.split(' on ')[0]}" + (f", reader -> {mh} rows" if mh else ""))
     axes[0].set_xlabel("paced 30 fps streams")
     axes[0].set_ylabel("frames processed, worst stream (% of offered)")
     axes[0].set_ylim(0, 105)
@@ -202,8 +218,14 @@ def write(doc: dict[str, Any], out: Path) -> list[Path]:
     return [*paths, out / "face_roi.png"]
 
 
+#: rows run again with the reader scaling frames down (size, streams, reader max height): the same paced footage,
+#: so each pairs with a full-frame row above it
+READER_ROWS = (("720p", 8, 360), ("1080p", 4, 540), ("1080p", 8, 540))
+
+
 def run(sizes: Sequence[str], sources: Sequence[int], seconds: float, detectors: Sequence[str],
-        out: Path = OUT, haar_baseline: bool = True, command: str = "") -> dict[str, Any]:
+        out: Path = OUT, haar_baseline: bool = True, command: str = "",
+        reader_rows: Sequence[tuple[str, int, int]] = READER_ROWS) -> dict[str, Any]:
     from tqdm import tqdm
 
     from fakewatch.benchmarks.face_media import carphone, read_frames, upscaled
@@ -212,14 +234,15 @@ def run(sizes: Sequence[str], sources: Sequence[int], seconds: float, detectors:
     videos = {s: upscaled(carphone(), s, seconds=8.0) for s in sizes}
     frames = {s: read_frames(v, limit=31)[0][30] for s, v in videos.items()}
     rows = detector_rows(frames)
-    jobs = [(s, n, d) for d in detectors for s in sizes for n in sources]
+    jobs = [(s, n, d, None) for d in detectors for s in sizes for n in sources]
+    jobs += [(s, n, detectors[0], mh) for s, n, mh in reader_rows if s in sizes]
     if haar_baseline:
-        jobs.append((sizes[0], 1, "haar"))
-    for size, n, det in tqdm(jobs, desc="paced e2e rows", unit="row"):
+        jobs.append((sizes[0], 1, "haar", None))
+    for size, n, det, mh in tqdm(jobs, desc="paced e2e rows", unit="row"):
         # classifier on one thread like the detector (`fakewatch watch --threads 1`): two sessions with a thread
         # per core each fight over a 2-core CPU (4 x 720p under load 17: 16 % processed with ORT's default, 30 % with 1)
         args = {"video": str(videos[size]), "size": size, "n": n, "seconds": seconds, "detector": det,
-                "detect_every": 1 if det == "haar" else None, "threads": 1}
+                "detect_every": 1 if det == "haar" else None, "threads": 1, "reader_max_height": mh}
         row = _row_in_subprocess(args, timeout=seconds * 6 + 120)
         print(json.dumps({k: row.get(k) for k in ("size", "streams", "detector", "processed_min", "p99_ms",
                                                   "status")}), flush=True)

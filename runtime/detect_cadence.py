@@ -31,7 +31,8 @@ class CadenceConfig:
     def __post_init__(self) -> None:
         if self.base < 1 or self.max_every < self.base:
             raise ValueError(f"detect cadence: need 1 <= detect_every ({self.base}) <= max_detect_every "
-                             f"({self.max_every}); set max_detect_every equal to detect_every for a fixed cadence")
+                             f"({self.max_every}) (--detect-every / --max-detect-every); give both the same value "
+                             f"for a fixed cadence")
         if self.window_s <= 0 or self.calm_windows < 1:
             raise ValueError(f"detect cadence: window_s must be > 0 and calm_windows >= 1, got {self.window_s}, "
                              f"{self.calm_windows}")

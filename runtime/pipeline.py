@@ -389,10 +389,9 @@ class Pipeline:
         return self._finish(stop_reason)
 
     def _cadence(self) -> DetectCadence | None:
-        if self.tracks is None:
-            return None
         k = self.cfg.detect_every
-        return DetectCadence(CadenceConfig(base=k, max_every=self.cfg.max_detect_every or 2 * k))
+        cfg = CadenceConfig(base=k, max_every=self.cfg.max_detect_every or 2 * k)   # checked for every model
+        return DetectCadence(cfg) if self.tracks is not None else None
 
     def _loop(self) -> str:
         cfg = self.cfg

@@ -85,7 +85,8 @@ class SourceGroup:
                          for s in self.sources]
         if decode_threads is not None:
             if decode_threads < 0:
-                raise ValueError(f"decode_threads must be >= 0 (0 = OpenCV's default), got {decode_threads}")
+                raise ValueError(f"decode_threads (--decode-threads) must be >= 0 (0 = OpenCV's default), got "
+                                 f"{decode_threads}")
             for src in self.sources:
                 src.decode_threads = decode_threads
 

@@ -30,7 +30,8 @@ class WorkingSize:
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_height, int) or self.max_height < MIN_HEIGHT:
-            raise ValueError(f"reader max height must be an integer >= {MIN_HEIGHT} px, got {self.max_height!r}; "
+            raise ValueError(f"reader max height (--reader-max-height) must be an integer >= {MIN_HEIGHT} px, got "
+                             f"{self.max_height!r}; "
                              f"use e.g. 540 for 1080p cameras, or leave it unset to keep full frames")
 
     def factor(self, height: int) -> int:

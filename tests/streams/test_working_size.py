@@ -32,7 +32,7 @@ def test_small_frames_pass_through_untouched_and_odd_sizes_lose_only_edge_pixels
 
 @pytest.mark.parametrize("bad", [0, 100, 119, 540.5, "540", None])
 def test_bad_working_size_is_refused_with_what_to_do(bad):
-    with pytest.raises(ValueError, match="reader max height must be an integer >= 120 px.*540 for 1080p"):
+    with pytest.raises(ValueError, match=r"reader max height \(--reader-max-height\) must be an integer >= 120 px.*540 for 1080p"):
         WorkingSize(bad)
 
 
@@ -84,5 +84,5 @@ def test_group_scales_decoded_file_frames_in_the_reader(video_25fps):
 
 
 def test_negative_decode_threads_refused(video_25fps):
-    with pytest.raises(ValueError, match="decode_threads must be >= 0"):
+    with pytest.raises(ValueError, match=r"decode_threads \(--decode-threads\) must be >= 0"):
         SourceGroup([open_source(str(video_25fps), pace=False)], decode_threads=-1)
