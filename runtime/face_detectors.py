@@ -37,8 +37,9 @@ ONNX_BACKENDS = ("onnxruntime", "openvino")
 #: (BlazeFace full range at 720p, 2-core CPU under load: 14 ms on one thread, 38 ms on two).
 DETECTOR_OPTIONS = {"onnxruntime": {"intra_op_threads": 1}, "openvino": {"threads": 1}}
 #: frames per runner call on a CPU: BlazeFace full range costs more per frame in big batches there (720p, one
-#: thread: 4.3 ms inference per frame at batch 1, 4.6 at 4, 5.9 at 8, benchmarks/results/face_roi/face_roi.md; the
-#: 8 x 720p profile in reader_cost.md), its activations for 8 frames overflow the caches. GPUs get one call.
+#: thread: 4.3 ms inference per frame at batch 1, 4.6 at 4, 5.9 at 8 in the face_roi.md run of commit 1ad701e;
+#: interleaved A/B under load: 8 frames as 1 call 6.7-8.0 ms/frame, as 4 calls of 2 5.7-6.5), presumably because 8
+#: frames' activations overflow the caches. GPUs get one call.
 CPU_CALL_BATCH = 2
 
 
