@@ -82,7 +82,7 @@ def detector_rows(frames: dict[str, np.ndarray], repeats: int = 15) -> list[dict
 # ---------------------------------------------------------------------------------------------------- paced e2e
 def e2e_row(video: Path, size: str, n: int, seconds: float, detector: str | None,
             detect_every: int | None, threads: int = 0, reader_max_height: int | None = None,
-            decode_threads: int | None = None) -> dict[str, Any]:
+            decode_threads: int | None = None, max_detect_every: int | None = None) -> dict[str, Any]:
     from fakewatch.benchmarks.thread_cpu import ThreadCpu
     from fakewatch.runtime.backends import load_runner
     from fakewatch.runtime.pipeline import Pipeline, WatchConfig
@@ -92,7 +92,8 @@ def e2e_row(video: Path, size: str, n: int, seconds: float, detector: str | None
     runner = load_runner(DEMO_MODEL, **({"intra_op_threads": threads} if threads else {}))
     sources = [open_source(str(video), source_id=f"cam{i}", pace=True, loop=True) for i in range(n)]
     kw: dict[str, Any] = {"status_interval_s": 0.0, "duration_s": seconds, "face_detector": detector,
-                          "reader_max_height": reader_max_height, "decode_threads": decode_threads}
+                          "reader_max_height": reader_max_height, "decode_threads": decode_threads,
+                          "max_detect_every": max_detect_every}
     if detect_every:
         kw["detect_every"] = detect_every
     with ThreadCpu() as cpu:
@@ -100,6 +101,8 @@ def e2e_row(video: Path, size: str, n: int, seconds: float, detector: str | None
     offered = FPS * summary.duration_s
     cpu_s = cpu.seconds()
     decoded = sum(int(st["frames"]) + int(st["dropped"]) for st in summary.streams.values())
+    decode_ms = (cpu_s.get("decode", 0.0) + cpu_s.get("native", 0.0)) * 1e3 / max(1, decoded)
+    rest_ms = sum(v for g, v in cpu_s.items() if g not in ("decode", "native")) * 1e3 / max(1, summary.overall["frames"])
     per_stream = {sid: st["frames"] / offered for sid, st in summary.streams.items()}
     lat = summary.overall["latency_ms"]
     total = lat.get("total", {})
@@ -125,8 +128,12 @@ def e2e_row(video: Path, size: str, n: int, seconds: float, detector: str | None
                                  for g, s in cpu_s.items()},
             # readers decode every frame the camera offers, processed or not (newest frame wins)
             "decoded": decoded,
-            "decode_cpu_ms_per_decoded_frame": round((cpu_s.get("decode", 0.0) + cpu_s.get("native", 0.0)) * 1e3
-                                                     / max(1, decoded), 3)}
+            "decode_cpu_ms_per_decoded_frame": round(decode_ms, 3),
+            # the CPU ceiling: the fraction of offered frames this machine's cores could serve at the CPU cost per
+            # frame measured in this run, if nothing else ran (other jobs inflate the measured cost a little, so
+            # on a busy machine this is a lower bound; it ignores GIL limits)
+            "cpu_ceiling": round(min(1.0, (os.cpu_count() or 1) * 1e3 / (n * FPS * (decode_ms + rest_ms))), 4)
+            if decode_ms + rest_ms > 0 else None}
 
 
 def _row_in_subprocess(args: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -161,13 +168,15 @@ def write(doc: dict[str, Any], out: Path) -> list[Path]:
           "K = detect every K frames (the cadence stretches up to max K when frames are lost; `frames at K` says how "
           "many frames ran at each). CPU ms per processed frame by thread group: decode = reader threads (+ FFmpeg "
           "decoder threads), roi = detection + tracking + crops, loop = batching + classifier + decisions. "
-          "Reader = frame height after reader-side scaling (blank = full frames).", "",
+          "Reader = frame height after reader-side scaling (blank = full frames). CPU ceiling = the share of offered "
+          "frames the cores could serve at this run's measured CPU cost per frame (decode per decoded frame + the "
+          "rest per processed frame) if nothing else ran: a load-robust companion to *processed*.", "",
           "| size | streams | reader | detector | K (max) | frames at K | processed (worst stream) | goal | p50 ms | "
-          "p99 ms | detector ms/frame | CPU ms/frame decode, roi, loop | decode CPU ms per decoded frame |",
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+          "p99 ms | detector ms/frame | CPU ms/frame decode, roi, loop | decode CPU ms per decoded frame | "
+          "CPU ceiling |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in e2e:
         if r.get("status") != "ok":
-            md.append(f"| {r['size']} | {r['streams']} | | error: {r.get('reason', '')[:80]} | | | | | | | | | |")
+            md.append(f"| {r['size']} | {r['streams']} | | error: {r.get('reason', '')[:80]} | | | | | | | | | | |")
             continue
         goal = GOALS.get((r["size"], r["streams"])) if not r.get("reader_max_height") else None
         cpu = r.get("cpu_ms_per_frame") or {}
@@ -178,7 +187,8 @@ def write(doc: dict[str, Any], out: Path) -> list[Path]:
                   f"{r['detect_every']} ({r.get('max_detect_every') or ''}) | {at} | "
                   f"{r['processed_min']:.1%} | {'>= ' + format(goal, '.0%') if goal else ''} | {r['p50_ms']} | "
                   f"{r['p99_ms']} | {r['detector_ms_per_frame']} | {split} | "
-                  f"{r.get('decode_cpu_ms_per_decoded_frame', '')} |")
+                  f"{r.get('decode_cpu_ms_per_decoded_frame', '')} | "
+                  f"{format(r['cpu_ceiling'], '.0%') if r.get('cpu_ceiling') is not None else ''} |")
     md += ["", "## Detector cost per frame (median; batch = frames per detector call)", "",
            "| detector | size | batch | ms/frame | letterbox | infer | decode + NMS |", "|---|---|---|---|---|---|---|"]
     for r in dets:
@@ -270,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         a = json.loads(args.row)
         print(json.dumps(e2e_row(Path(a["video"]), a["size"], a["n"], a["seconds"], a["detector"],
                                  a.get("detect_every"), a.get("threads", 0), a.get("reader_max_height"),
-                                 a.get("decode_threads"))))
+                                 a.get("decode_threads"), a.get("max_detect_every"))))
         return 0
     cmd = "python -m fakewatch.benchmarks.face_roi " + " ".join(argv if argv is not None else sys.argv[1:])
     run(args.sizes.split(","), [int(x) for x in args.sources.split(",")], args.seconds, args.detectors.split(","),

@@ -38,13 +38,13 @@ def test_face_roi_report_has_reader_and_cadence_columns(tmp_path):
            "detect_every": 3, "max_detect_every": 6, "frames_at_detect_every": {"3": 100, "6": 900},
            "processed_min": 0.931, "p50_ms": 10.0, "p99_ms": 90.0, "detector_ms_per_frame": 1.5,
            "cpu_ms_per_frame": {"decode": 1.0, "native": 2.5, "roi": 1.2, "loop": 2.0},
-           "decode_cpu_ms_per_decoded_frame": 3.4, "reader_max_height": None}
+           "decode_cpu_ms_per_decoded_frame": 3.4, "reader_max_height": None, "cpu_ceiling": 0.9876}
     scaled = {**row, "reader_max_height": 360, "processed_min": 0.95}
     doc = {"command": "x", "machine": "m", "nice": 0, "load_before": "l0", "load_after": "l1", "footage": "f",
            "rows": [row, scaled]}
     paths = write(doc, tmp_path)
     md = (tmp_path / "face_roi.md").read_text()
     assert "| 720p | 8 |  | blazeface_full on onnxruntime | 3 (6) | 3: 100, 6: 900 | 93.1% | >= 90% |" in md
-    assert "| 3.5, 1.2, 2.0 | 3.4 |" in md                    # decode includes the FFmpeg threads
+    assert "| 3.5, 1.2, 2.0 | 3.4 | 99% |" in md                   # decode includes the FFmpeg threads
     assert "| 720p | 8 | 360 | blazeface_full on onnxruntime | 3 (6) | 3: 100, 6: 900 | 95.0% |  |" in md
     assert (tmp_path / "face_roi.csv").is_file() and len(paths) >= 3
