@@ -51,7 +51,8 @@ class DetectorStats:
     frames_at: dict[int, int] = field(default_factory=dict)   # frames prepared at each detect-every (cadence)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"frames_at_detect_every": {str(k): v for k, v in sorted(self.frames_at.items())},"frames": self.frames, "detector_frames": self.runs, "detector_calls": self.calls,
+        return {"frames": self.frames, "detector_frames": self.runs, "detector_calls": self.calls,
+                "frames_at_detect_every": {str(k): v for k, v in sorted(self.frames_at.items())},
                 "detector_share": round(self.runs / self.frames, 4) if self.frames else 0.0,
                 "detector_ms_per_call": round(self.ms / self.calls, 3) if self.calls else 0.0,
                 "detector_ms_per_frame": round(self.ms / self.frames, 3) if self.frames else 0.0}
