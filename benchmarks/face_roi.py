@@ -215,13 +215,15 @@ def write(doc: dict[str, Any], out: Path) -> list[Path]:
     axes[0].set_xlabel("paced 30 fps streams")
     axes[0].set_ylabel("frames processed, worst stream (% of offered)")
     axes[0].set_ylim(0, 105)
-    axes[0].legend(fontsize=7)
+    if axes[0].lines:
+        axes[0].legend(fontsize=7)
     for det in sorted({r["detector"] for r in dets}):
         pts = [(f"{r['size']}\nb{r['batch']}", r["ms_per_frame"]) for r in dets if r["detector"] == det]
         axes[1].plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=det)
     axes[1].set_yscale("log")
     axes[1].set_ylabel("detector ms per frame (log)")
-    axes[1].legend(fontsize=7)
+    if axes[1].lines:
+        axes[1].legend(fontsize=7)
     fig.suptitle("Face ROI on a 2-core CPU (demo model)")
     fig.tight_layout()
     fig.savefig(out / "face_roi.png", dpi=120)

@@ -2,7 +2,9 @@
 native pools). Linux only (``/proc/self/task``); elsewhere the result is empty.
 
 Threads come and go (readers start with the run and are joined at its end), so a sampler thread reads every
-thread's cumulative user+system time a few times a second and keeps the last value seen per thread id. Python
+thread's cumulative user+system time a few times a second and keeps the last value seen per thread id. CPU a
+thread spends after the last sample before it ends is not counted (at most one interval of its work; reader threads
+end with the run, so a 12 s benchmark row under-counts their CPU by at most ~2 %). Python
 threads are grouped by name prefix (:data:`GROUPS`); threads Python does not know (OpenCV's FFmpeg decoder
 threads, ONNX Runtime / OpenVINO pools) count as ``native``.
 """
