@@ -83,8 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="when frames are being lost, detect less often, up to every K frames (default 2 x "
                         "--detect-every; equal to --detect-every = fixed cadence; runtime/detect_cadence.py)")
     r.add_argument("--reader-max-height", type=int, default=None, metavar="PX",
-                   help="scale frames taller than PX down by a whole factor in the reader thread (e.g. 540 for "
-                        "1080p cameras; crops then come from the smaller frame; streams/working_size.py)")
+                   help="scale frames taller than PX down by the smallest whole factor that fits in the reader thread "
+                        "(e.g. 540 for 1080p cameras; 720p with 540 becomes 360p; crops then come from the smaller "
+                        "frame; streams/working_size.py)")
     r.add_argument("--decode-threads", type=int, default=None, metavar="N",
                    help="FFmpeg decoder threads per file/RTSP stream (default: 1 once there are as many streams as "
                         "CPUs, else OpenCV's default; 0 = OpenCV's default)")
