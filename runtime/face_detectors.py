@@ -38,6 +38,20 @@ ONNX_BACKENDS = ("onnxruntime", "openvino")
 #: thread next to the classifier's inference; two multi-threaded sessions on a small CPU fight over its cores
 #: (BlazeFace full range at 720p, 2-core CPU under load: 14 ms on one thread, 38 ms on two).
 DETECTOR_OPTIONS = {"onnxruntime": {"intra_op_threads": 1}, "openvino": {"threads": 1}}
+#: frames per runner call on a CPU: BlazeFace full range costs more per frame in big batches there (720p, one
+#: thread: 4.3 ms inference per frame at batch 1, 4.6 at 4, 5.9 at 8 in the face_roi.md run of commit 1ad701e;
+#: interleaved A/B under load: 8 frames as 1 call 6.7-8.0 ms/frame, as 4 calls of 2 5.7-6.5), presumably because 8
+#: frames' activations overflow the caches. GPUs get one call.
+CPU_CALL_BATCH = 2
+
+
+def _on_cpu(runner: Any) -> bool:
+    """The runner computes on the host CPU (ONNX Runtime's CPU provider, OpenVINO's CPU device)."""
+    providers = getattr(runner, "providers", None)
+    if providers:
+        return providers[0] == "CPUExecutionProvider"
+    device = str(getattr(runner, "device", "")).upper()
+    return runner.name == "openvino" and (device == "" or device.startswith("CPU"))
 
 
 @dataclass
@@ -143,9 +157,9 @@ class BlazeFaceDetector:
             self._buf = np.empty((n, 3, self.size, self.size), np.float32)
         boxes = [letterbox(im, self.size, out=self._buf[i])[1] for i, im in enumerate(images)]
         t1 = time.perf_counter()
-        raw = self.runner.infer(self._buf[:n]) if self.runner.max_batch in (None,) or n <= self.runner.max_batch \
-            else np.concatenate([self.runner.infer(self._buf[i:i + self.runner.max_batch])
-                                 for i in range(0, n, self.runner.max_batch)])
+        step = min(x for x in (self.runner.max_batch, CPU_CALL_BATCH if _on_cpu(self.runner) else None, n) if x)
+        raw = self.runner.infer(self._buf[:n]) if n <= step \
+            else np.concatenate([self.runner.infer(self._buf[i:i + step]) for i in range(0, n, step)])
         t2 = time.perf_counter()
         out = [self._align(detections(raw[i], self.anchors, self.cfg, lb)[: self.max_faces], lb)
                for i, lb in enumerate(boxes)]

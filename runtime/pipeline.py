@@ -29,6 +29,7 @@ from fakewatch.runtime.alerts import Sink, make_record
 from fakewatch.runtime.backends.base import BackendUnavailable, Runner
 from fakewatch.runtime.batcher import AUTO_BATCH_CAP, Batch, Batcher, default_max_wait_ms
 from fakewatch.runtime.decision import Decision, DecisionConfig, StreamDecider
+from fakewatch.runtime.detect_cadence import CadenceConfig, DetectCadence
 from fakewatch.runtime.face_detectors import close_detector, make_detector
 from fakewatch.runtime.inflight import InFlight, Sent
 from fakewatch.runtime.roi_stage import Prepared, RoiStage
@@ -55,6 +56,7 @@ class WatchConfig:
     status_interval_s: float = 1.0           # periodic status records; 0 = off
     duration_s: float | None = None
     detect_every: int = DEFAULT_DETECT_EVERY
+    max_detect_every: int | None = None      # stretch detect_every up to this under load; None = 2 x detect_every
     hold_s: float = 0.5
     max_faces: int = 4
     face_detector: str | None = None         # runtime/face_detectors.py name or path; None = blazeface (else haar)
@@ -70,6 +72,8 @@ class WatchConfig:
     max_retries: int | None = None           # reconnect attempts of live sources before "failed"; None = forever
     # batches inferring at once (runtime/inflight.py); None = auto: 2 for runners with infer_async (Triton), else 1
     in_flight: int | None = None
+    reader_max_height: int | None = None     # scale taller frames down in the reader (streams/working_size.py)
+    decode_threads: int | None = None        # FFmpeg threads per decoder; None = auto (runtime/decode_threads.py)
 
 
 @dataclass
@@ -158,7 +162,14 @@ class Pipeline:
         if self.cfg.max_retries is not None:
             from fakewatch.streams.backoff import Backoff
             backoff = Backoff(max_retries=self.cfg.max_retries)
-        self.group = SourceGroup(sources, on_event=self._source_events.put, backoff=backoff)
+        from fakewatch.runtime.decode_threads import auto_decode_threads
+        from fakewatch.streams.working_size import WorkingSize
+
+        self.group = SourceGroup(
+            sources, on_event=self._source_events.put, backoff=backoff,
+            working_size=WorkingSize(self.cfg.reader_max_height) if self.cfg.reader_max_height else None,
+            decode_threads=auto_decode_threads(len(sources)) if self.cfg.decode_threads is None
+            else self.cfg.decode_threads)
         self.live = {s.id: bool(s.live) for s in self.group.sources}
         detector = make_detector(self.cfg.face_detector, backend=runner.name) if self.spec.roi == "face" else None
         self.detector = detector
@@ -166,6 +177,7 @@ class Pipeline:
                                              every_by_stream=dict(self.cfg.detect_every_by_stream),
                                              max_faces=self.cfg.max_faces, roi_margin=self.spec.roi_margin)) \
             if detector is not None else None
+        self.cadence = self._cadence()           # validates detect_every <= max_detect_every before anything runs
         self.stage: RoiStage | None = None
         self.stale = StaleWatch(self.cfg.stale_after_s, dict(self.cfg.stale_after_by_stream))
         self._next_stale_check = 0.0
@@ -359,7 +371,7 @@ class Pipeline:
             d = self.deciders[f.source_id] = StreamDecider(f.source_id, self.cfg.decision)
         dec: Decision = d.update(f.seq, item.stream_ts, face_probs, f.truth)
         f.stamp("decision", self.clock())
-        tracks = {"tracks": track_records(item.tracks, face_probs)} if item.tracks else {}
+        tracks = {"tracks": track_records(item.tracks, face_probs, f.scale)} if item.tracks else {}
         if dec.changed:
             self._emit(make_record("state", self._t(), stream=f.source_id, state=dec.state, previous=dec.previous,
                                    score=dec.score, frame_score=dec.frame_score, seq=f.seq,
@@ -403,7 +415,7 @@ class Pipeline:
             self._update_target()
             self.stage = RoiStage(self.group, self.spec, self.tracks, self.detector, live=self.live,
                                   on_host=not self.device_input, max_rows=max_batch,
-                                  queue_size=max(2, 2 * n_sources), clock=self.clock)
+                                  queue_size=max(2, 2 * n_sources), clock=self.clock, cadence=self.cadence)
             depth = self._in_flight_depth()
             if depth > 1:
                 self.window = InFlight(depth, self.clock, on_done=self.stage.wake)
@@ -427,6 +439,11 @@ class Pipeline:
             if self.detector is not None:
                 close_detector(self.detector)
         return self._finish(stop_reason)
+
+    def _cadence(self) -> DetectCadence | None:
+        k = self.cfg.detect_every
+        cfg = CadenceConfig(base=k, max_every=self.cfg.max_detect_every or 2 * k)   # checked for every model
+        return DetectCadence(cfg) if self.tracks is not None else None
 
     def _loop(self) -> str:
         cfg = self.cfg
@@ -472,6 +489,8 @@ class Pipeline:
             return {}
         name = getattr(self.detector, "name", type(self.detector).__name__) if self.detector is not None else None
         return {"detector": name, "detect_every": self.cfg.detect_every if self.detector is not None else None,
+                "max_detect_every": (self.cfg.max_detect_every or 2 * self.cfg.detect_every)
+                if self.detector is not None else None,
                 **self.stage.stats.as_dict()}
 
     def _finish(self, stop_reason: str) -> RunSummary:
@@ -504,9 +523,10 @@ def batch_stats(sizes: dict[int, int]) -> dict[str, Any]:
             "histogram": {str(k): v for k, v in sorted(sizes.items())}}
 
 
-def track_records(tracks: Sequence[Track], face_probs: Sequence[float]) -> list[dict]:
-    """The optional ``tracks`` field of frame/state records: id, face box (x, y, w, h) and P(fake) per face."""
-    return [{"id": t.id, "box": [int(round(v)) for v in t.box],
+def track_records(tracks: Sequence[Track], face_probs: Sequence[float], scale: int = 1) -> list[dict]:
+    """The optional ``tracks`` field of frame/state records: id, face box (x, y, w, h, in the source's pixels even
+    when the reader scaled the frame down by ``scale``) and P(fake) per face."""
+    return [{"id": t.id, "box": [int(round(v * scale)) for v in t.box],
              "p_fake": round(float(p), 4) if p is not None else None}
             for t, p in zip(tracks, list(face_probs) + [None] * (len(tracks) - len(face_probs)))]
 

@@ -25,6 +25,7 @@ import numpy as np
 from fakewatch.core.contract import ModelSpec
 from fakewatch.core.preprocess import preprocess
 from fakewatch.core.roi import Box, FaceDetector, full_box
+from fakewatch.runtime.detect_cadence import DetectCadence
 from fakewatch.runtime.tracking import FaceTracks, Track
 
 _WAKE: Any = object()     # put by wake(): ends a get() early, never returned
@@ -49,9 +50,11 @@ class DetectorStats:
     runs: int = 0          # frames that went through the detector
     calls: int = 0         # detector calls (one call may hold several streams' frames)
     ms: float = 0.0        # time inside the detector, all calls
+    frames_at: dict[int, int] = field(default_factory=dict)   # frames prepared at each detect-every (cadence)
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, Any]:
         return {"frames": self.frames, "detector_frames": self.runs, "detector_calls": self.calls,
+                "frames_at_detect_every": {str(k): v for k, v in sorted(self.frames_at.items())},
                 "detector_share": round(self.runs / self.frames, 4) if self.frames else 0.0,
                 "detector_ms_per_call": round(self.ms / self.calls, 3) if self.calls else 0.0,
                 "detector_ms_per_frame": round(self.ms / self.frames, 3) if self.frames else 0.0}
@@ -62,7 +65,8 @@ class RoiStage:
 
     def __init__(self, group: Any, spec: ModelSpec, tracks: FaceTracks | None, detector: FaceDetector | None,
                  *, live: dict[str, bool], on_host: bool = True, max_rows: int = 16, queue_size: int = 4,
-                 clock: Callable[[], float] = time.monotonic, poll_s: float = 0.05) -> None:
+                 clock: Callable[[], float] = time.monotonic, poll_s: float = 0.05,
+                 cadence: DetectCadence | None = None) -> None:
         if spec.roi == "face" and (tracks is None or detector is None):
             raise ValueError("a face-ROI model needs a detector and tracks")
         self.group = group
@@ -74,6 +78,7 @@ class RoiStage:
         self.max_rows = max_rows
         self.clock = clock
         self.poll_s = poll_s
+        self.cadence = cadence
         self.stats = DetectorStats()
         self._q: queue.Queue[Prepared] = queue.Queue(maxsize=max(1, queue_size))
         self._stop = threading.Event()
@@ -151,6 +156,10 @@ class RoiStage:
         stamps = [f.source_ts if (f.source_ts is not None and not self.live.get(f.source_id, True))
                   else f.capture_ts for f in frames]   # files: media time (reproducible); live: arrival time
         self.stats.frames += len(frames)
+        if self.cadence is not None:
+            lost = sum(self.cadence.lost_before(f.source_id, f.seq) for f in frames)
+            self.cadence.observe(now, len(frames), lost)
+            self.stats.frames_at = dict(self.cadence.frames_at)
         if self.spec.roi == "full":
             results = [([full_box(f.image)], []) for f in frames]
         else:
@@ -168,7 +177,8 @@ class RoiStage:
 
     def _track(self, frames: Sequence[Any], stamps: Sequence[float]) -> list[tuple[list[Box], list[Track]]]:
         tr, det = self.tracks, self.detector
-        due = [i for i, f in enumerate(frames) if tr.due(f.source_id, f.image.shape[:2])]
+        k = self.cadence.k if self.cadence is not None else 1
+        due = [i for i, f in enumerate(frames) if tr.due(f.source_id, f.image.shape[:2], at_least=k)]
         found: dict[int, list] = {}
         if due:
             t0 = time.perf_counter()

@@ -106,10 +106,11 @@ class FaceTracks:
             st.tracks, st.shape, st.since_detect, st.retry = [], shape, 0, False
         return st
 
-    def due(self, sid: str, shape: tuple[int, int]) -> bool:
-        """Whether this stream's current frame should go through the detector."""
+    def due(self, sid: str, shape: tuple[int, int], at_least: int = 1) -> bool:
+        """Whether this stream's current frame should go through the detector (every K frames, K at least
+        ``at_least``: the ROI stage's load-driven cadence, runtime/detect_cadence.py)."""
         st = self._stream(sid, shape)
-        every = self.cfg.every_by_stream.get(sid, self.cfg.detect_every)
+        every = max(at_least, self.cfg.every_by_stream.get(sid, self.cfg.detect_every))
         return st.since_detect == 0 or st.retry or st.since_detect >= every
 
     def update(self, sid: str, shape: tuple[int, int], ts: float, faces: Sequence[Detection]) -> list[Track]:

@@ -80,6 +80,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--detect-every", type=int, default=None,
                    help="run the face detector every K frames per stream and track faces in between (default 3, "
                         "chosen in benchmarks/results/face_roi/detect_every.md)")
+    r.add_argument("--max-detect-every", type=int, default=None, metavar="K",
+                   help="when frames are being lost, detect less often, up to every K frames (default 2 x "
+                        "--detect-every; equal to --detect-every = fixed cadence; runtime/detect_cadence.py)")
+    r.add_argument("--reader-max-height", type=int, default=None, metavar="PX",
+                   help="scale frames taller than PX down by the smallest whole factor that fits in the reader thread "
+                        "(e.g. 540 for 1080p cameras; 720p with 540 becomes 360p; crops then come from the smaller "
+                        "frame; streams/working_size.py)")
+    r.add_argument("--decode-threads", type=int, default=None, metavar="N",
+                   help="FFmpeg decoder threads per file/RTSP stream (default: 1 once there are as many streams as "
+                        "CPUs, else OpenCV's default; 0 = OpenCV's default)")
     r.add_argument("--hold", type=float, default=0.5, help="keep face boxes this many seconds when detection misses")
     r.add_argument("--max-faces", type=int, default=4, help="faces scored per frame (max over them)")
     o = p.add_argument_group("output and run control")
@@ -291,6 +301,8 @@ def _run_watch(args: argparse.Namespace) -> int:
     cfg = WatchConfig(batch=args.batch, max_wait_ms=args.max_wait_ms, decision=decision,
                       status_interval_s=args.status_interval, duration_s=args.duration,
                       detect_every=args.detect_every, hold_s=args.hold, max_faces=args.max_faces,
+                      max_detect_every=args.max_detect_every, reader_max_height=args.reader_max_height,
+                      decode_threads=args.decode_threads,
                       face_detector=str(args.face_detector) if args.face_detector else None,
                       emit_frames=args.frames, stale_after_s=conf.stale_after, max_retries=conf.max_retries,
                       stale_after_by_stream={sid: c.stale_after for sid, c in zip(ids, cameras.values())

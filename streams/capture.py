@@ -24,7 +24,7 @@ from fakewatch.streams.diagnose import diagnose_http, diagnose_rtsp
 REFUSALS = ("RTSP 401", "RTSP 403", "RTSP 404", "HTTP 401", "HTTP 403", "HTTP 404", "serves a web page")
 from fakewatch.streams.ffmpeg_options import build as build_ffmpeg_options
 from fakewatch.streams.ffmpeg_options import ffmpeg_options
-from fakewatch.streams.source import RawRead, Source, SourceError
+from fakewatch.streams.source import RawRead, Source, SourceError, decode_params
 
 log = logging.getLogger("fakewatch.streams")
 
@@ -129,7 +129,7 @@ class NetworkSource(Source):
         self._probe_tcp()
         read_timeout = self.read_timeout_s if self.read_timeout_s is not None else 5.0
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout * 1000)]
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout * 1000), *decode_params(self.decode_threads)]
         t0 = time.monotonic()
         with ffmpeg_options(self.capture_options()):
             cap = cv2.VideoCapture(self._uri, cv2.CAP_FFMPEG, params)

@@ -11,7 +11,7 @@ import cv2
 
 from fakewatch.streams.capture import as_bgr, sane_fps
 from fakewatch.streams.ffmpeg_options import file_options
-from fakewatch.streams.source import RawRead, Source, SourceError
+from fakewatch.streams.source import RawRead, Source, SourceError, decode_params
 
 # How far paced playback may fall behind its clock before it re-anchors instead of bursting to catch up.
 MAX_PACING_LAG_S = 0.5
@@ -84,7 +84,7 @@ class FileSource(Source):
     def open(self) -> None:
         self.close()
         with file_options():
-            cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+            cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG, decode_params(self.decode_threads))
         if not cap.isOpened():
             cap.release()
             raise self._fail("could not be reopened (deleted or replaced since it was checked?)")
@@ -140,7 +140,7 @@ class FileSource(Source):
             return True
         self._cap.release()
         with file_options():
-            self._cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+            self._cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG, decode_params(self.decode_threads))
         return bool(self._cap.isOpened())
 
     def _wait_until(self, media_ts: float) -> None:

@@ -17,6 +17,8 @@ class Frame:
     truth: dict[str, Any] | None = None   # ground truth (the demo source sets {"fake": bool, ...})
     # stage name -> time.monotonic() when the stage finished; "capture" is capture_ts. Filled by the runtime.
     timings: dict[str, float] = field(default_factory=dict)
+    # source pixels per image pixel: > 1 when the reader scaled the decoded frame down (streams/working_size.py)
+    scale: int = 1
 
     def __post_init__(self) -> None:
         if not (isinstance(self.image, np.ndarray) and self.image.dtype == np.uint8 and self.image.ndim == 3

@@ -14,6 +14,7 @@ from fakewatch.streams.backoff import Backoff
 from fakewatch.streams.frame import Frame
 from fakewatch.streams.reader import Reader
 from fakewatch.streams.source import Source, SourceInfo
+from fakewatch.streams.working_size import WorkingSize
 
 log = logging.getLogger("fakewatch.streams")
 
@@ -58,7 +59,8 @@ class SourceGroup:
 
     def __init__(self, sources: Iterable[Source], on_event: Callable[[SourceEvent], None] | None = None,
                  read_timeout_s: float = 5.0, backoff: Backoff | None = None, max_events: int = 1000,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, working_size: WorkingSize | None = None,
+                 decode_threads: int | None = None) -> None:
         self.sources = list(sources)
         if not self.sources:
             raise ValueError("SourceGroup needs at least one source")
@@ -79,8 +81,14 @@ class SourceGroup:
                 src.id = f"{src.id}#{n}"
         # a source's own `backoff` attribute (a camera's max_retries from a config file) wins over the group's
         self._readers = [Reader(s, self._cond, self._stop, self._emit, getattr(s, "backoff", None) or self.backoff,
-                                random.Random(rng.random()))
+                                random.Random(rng.random()), working_size=working_size)
                          for s in self.sources]
+        if decode_threads is not None:
+            if decode_threads < 0:
+                raise ValueError(f"decode_threads (--decode-threads) must be >= 0 (0 = OpenCV's default), got "
+                                 f"{decode_threads}")
+            for src in self.sources:
+                src.decode_threads = decode_threads
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
     def start(self) -> "SourceGroup":

@@ -11,12 +11,15 @@ import random
 import threading
 import time
 from collections import deque
+
+import numpy as np
 from collections.abc import Callable
 
 from fakewatch.core.redact import redact
 from fakewatch.streams.backoff import Backoff
 from fakewatch.streams.frame import Frame
 from fakewatch.streams.source import RawRead, Source, SourceError
+from fakewatch.streams.working_size import WorkingSize
 
 log = logging.getLogger("fakewatch.streams")
 
@@ -26,8 +29,10 @@ ENDED_STATES = ("failed", "eof", "stopped")
 
 class Reader:
     def __init__(self, source: Source, cond: threading.Condition, stop: threading.Event,
-                 emit: Callable[[str, str, str], None], backoff: Backoff, rng: random.Random | None = None) -> None:
+                 emit: Callable[[str, str, str], None], backoff: Backoff, rng: random.Random | None = None,
+                 working_size: WorkingSize | None = None) -> None:
         self.source = source
+        self.working_size = working_size
         self.id = source.id
         self._cond = cond
         self._stop = stop
@@ -138,14 +143,19 @@ class Reader:
 
     def _publish(self, raw: RawRead, reconnected: bool) -> None:
         now = time.monotonic()
-        frame = Frame(source_id=self.id, seq=self._seq, capture_ts=now, image=raw.image, source_ts=raw.source_ts,
-                      truth=raw.truth)
+        image, scale = raw.image, 1
+        if self.working_size is not None and isinstance(image, np.ndarray) and image.ndim == 3:
+            image, scale = self.working_size.apply(image)    # in this thread: cv2 releases the GIL
+        frame = Frame(source_id=self.id, seq=self._seq, capture_ts=now, image=image, source_ts=raw.source_ts,
+                      truth=raw.truth, scale=scale)
         self._seq += 1
-        h, w = frame.height, frame.width
+        h, w = raw.image.shape[0], raw.image.shape[1]     # the source's size, not the working copy's
         first = not self._got_frame
         self._got_frame = True
         if first:
             msg = f"{w}x{h}" + (f" @ {self.source.fps:g} fps" if self.source.fps else "")
+            if scale > 1:
+                msg += f" (scaled to {frame.width}x{frame.height} in the reader)"
             if self.width is not None and (w, h) != (self.width, self.height):
                 msg += f" (frame size changed from {self.width}x{self.height})"
             if reconnected:

@@ -24,6 +24,13 @@ class SourceError(RuntimeError):
         self.permanent = permanent
 
 
+def decode_params(threads: int) -> list[int]:
+    """``cv2.VideoCapture`` open parameters for ``threads`` FFmpeg decoder threads (0 = OpenCV's default)."""
+    import cv2
+
+    return [cv2.CAP_PROP_N_THREADS, int(threads)] if threads else []
+
+
 @dataclass
 class SourceInfo:
     kind: str                 # "webcam", "rtsp", "http", "file", "demo", ...
@@ -51,6 +58,9 @@ class Source(abc.ABC):
 
     kind: str = "source"
     live: bool = True
+    #: FFmpeg decoder threads for sources that decode through OpenCV's FFmpeg backend (files, RTSP/HTTP); 0 = OpenCV's
+    #: default (one per CPU, frame threading). Set before open(); SourceGroup sets it for the whole group.
+    decode_threads: int = 0
 
     def __init__(self, uri: str, source_id: str | None = None) -> None:
         self._uri = str(uri)                  # raw (may carry credentials): only ever handed to the decoder

@@ -3,7 +3,8 @@
 The bundled demo model was trained on Haar crops. This scores its held-out frames (carphone 90-119, never trained
 on) with self-blended fakes, exactly as ``make_demo_model`` does (``fakewatch train --eval-only --synth sbi
 --sbi-copies 4``), once per face detector: Haar (the training detector), BlazeFace full range on every frame,
-BlazeFace full range detecting every K-th frame with tracking in between (the watch default K), BlazeFace short range.
+BlazeFace full range detecting every K-th frame with tracking in between (the watch default K, and K=6, where the
+load-driven cadence of runtime/detect_cadence.py stops), BlazeFace short range.
 
     python -m fakewatch.training.roi_auc    # -> benchmarks/results/face_roi/heldout_auc.{json,md}
 """
@@ -16,7 +17,24 @@ from pathlib import Path
 from typing import Any
 
 OUT = Path("benchmarks") / "results" / "face_roi"
-DETECTORS = ("haar", "blazeface", "blazeface+track", "blazeface-short")
+DETECTORS = ("haar", "blazeface", "blazeface+track", "blazeface+track6", "blazeface-short")
+#: carphone frames never trained on (make_demo_model's hold-out before it moved to a multi-person split)
+HELDOUT_FRAMES = range(90, 120)
+
+
+def heldout_frames(work: Path) -> Path:
+    """carphone frames 90-119 as PNGs in ``work/data/heldout/real/clip_90_119`` (the folder layout eval reads)."""
+    import cv2
+
+    from fakewatch.streams.demo import find_clip, load_clip
+
+    frames, _fps = load_clip(str(find_clip()))
+    held = work / "data" / "heldout"
+    d = held / "real" / "clip_90_119"
+    d.mkdir(parents=True, exist_ok=True)
+    for k in HELDOUT_FRAMES:
+        cv2.imwrite(str(d / f"frame_{k:03d}.png"), frames[k])
+    return held
 
 
 class TrackedDetector:
@@ -43,11 +61,11 @@ def heldout_auc(name: str, work: Path) -> dict[str, Any]:
     from fakewatch.runtime.watch_cli import DEMO_MODEL
     from fakewatch.training import data
     from fakewatch.training.evaluate import evaluate_artifact
-    from fakewatch.training.make_demo_model import extract_frames
-
-    _train, held = extract_frames(work)
+    held = heldout_frames(work)
     det = make_detector(name.split("+")[0])
-    data._DET = TrackedDetector(det, DEFAULT_DETECT_EVERY) if name.endswith("+track") else det
+    # "+track": detect every K (the watch default) and track; "+trackN": every N (N=6: the load cadence's cap)
+    k = name.split("+track")[1] if "+track" in name else None
+    data._DET = TrackedDetector(det, int(k) if k else DEFAULT_DETECT_EVERY) if k is not None else det
     try:
         m, summary = evaluate_artifact(DEMO_MODEL, held, synth="sbi", sbi_copies=4, cache_dir=work / f"crops_{name}",
                                        progress=False)

@@ -17,7 +17,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from fakewatch.runtime.latency import SERVER_STAGES   # durations inside ``inference``, not stamps
 _COMPUTE_PARTS = ("compute_input", "compute_infer", "compute_output")
 
 

@@ -185,3 +185,26 @@ def test_boxes_are_aligned_to_the_haar_convention_by_default(carphone):
         BlazeFaceDetector(BUNDLED["blazeface"], align="yunet")
     raw.close()
     aligned.close()
+
+
+def test_cpu_detector_calls_hold_at_most_two_frames_and_find_the_same_faces(blaze, carphone):
+    """On a CPU runner many streams' frames go through in calls of CPU_CALL_BATCH (big batches cost more per frame
+    there); the faces are the ones each frame gives on its own."""
+    from fakewatch.runtime.face_detectors import CPU_CALL_BATCH, _on_cpu
+
+    frames = list(carphone[:5])
+    blaze.activate()
+    assert _on_cpu(blaze.runner) and CPU_CALL_BATCH == 2
+    single = [blaze.detect(f) for f in frames]
+    sizes = []
+    infer = blaze.runner.infer
+    blaze.runner.infer = lambda x: (sizes.append(len(x)), infer(x))[1]
+    try:
+        batched = blaze.detect_batch(frames)
+    finally:
+        blaze.runner.infer = infer
+    assert sizes == [2, 2, 1]
+    assert len(batched) == 5
+    for a, b in zip(single, batched):
+        assert len(a) == len(b) >= 1
+        np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-3)

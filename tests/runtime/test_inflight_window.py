@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
-import numpy as np
 import pytest
 
 from fakewatch.runtime.backends import load_runner

@@ -132,3 +132,16 @@ def test_malloc_arena_cap_respects_the_users_setting(monkeypatch):
     assert limit_malloc_arenas(0) is False
     if sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver()):
         assert limit_malloc_arenas(2) is True
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--reader-max-height", "50"], "--reader-max-height) must be an integer >= 120 px, got 50"),
+    (["--detect-every", "3", "--max-detect-every", "2"], "detect_every (3) <= max_detect_every (2)"),
+    (["--decode-threads", "-1"], "--decode-threads) must be >= 0"),
+])
+def test_reader_and_cadence_flags_are_checked_before_anything_runs(tmp_path, bright_onnx, capsys, flags, needle):
+    video = write_video(tmp_path / "v.mp4", frames=5)
+    rc = main(["watch", str(video), "--model", str(bright_onnx), "--no-live", "--duration", "5", *flags])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 1 and len(lines) == 1 and needle in lines[0], err
