@@ -25,7 +25,8 @@ import numpy as np
 from fakewatch.core.contract import ModelSpec
 from fakewatch.core.triton import TritonUrl, input_wire_dtype, max_batch_size, parse_triton_url, spec_from_config
 from fakewatch.runtime.backends.base import BackendError, BackendUnavailable, Runner
-from fakewatch.runtime.backends.triton_stats import SERVER_STAGES, ServerTimingSampler, StatsSnapshot
+from fakewatch.runtime.backends.triton_stats import ServerTimingSampler, StatsSnapshot
+from fakewatch.runtime.latency import SERVER_STAGES
 
 #: gRPC status codes that mean "the request itself is wrong": retrying cannot help
 _FATAL_STATUS = ("StatusCode.INVALID_ARGUMENT", "StatusCode.UNIMPLEMENTED", "StatusCode.PERMISSION_DENIED",
