@@ -305,6 +305,22 @@ def load_crop(record: CropRecord) -> np.ndarray:
     return img
 
 
+class CropCache:
+    """Decoded crops by file, the first ``limit`` kept in memory (datasets re-read the same crops every epoch)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._images: dict[str, np.ndarray] = {}
+
+    def get(self, record: CropRecord) -> np.ndarray:
+        img = self._images.get(record.file)
+        if img is None:
+            img = load_crop(record)
+            if len(self._images) < self.limit:
+                self._images[record.file] = img
+        return img
+
+
 # ------------------------------------------------------------------------------------------------ split
 def split_groups(records: Iterable[CropRecord], val_frac: float = 0.2, seed: int = 0) -> dict[str, str]:
     """video_id -> "train"|"val", stratified by label; each label with >= 2 groups gets >= 1 val group."""

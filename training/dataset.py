@@ -13,7 +13,7 @@ import numpy as np
 from fakewatch.core.contract import ModelSpec
 from fakewatch.core.sbi import self_blend
 from fakewatch.training.augment import AugmentConfig, augment
-from fakewatch.training.data import CropRecord, load_crop
+from fakewatch.training.data import CropCache, CropRecord
 
 # sbi: self-blends of each real crop; sbi+swap: also face swaps between two different people (groups) of the data,
 # pasted by a random blend of training/swaps.py (Poisson, Laplacian pyramid, colour transfer)
@@ -48,8 +48,7 @@ class CropDataset:
             raise ValueError("--synth sbi+swap needs real faces of at least 2 groups (people) to swap between")
         self.labels = np.array([1 if (r.label == 1 or how) else 0 for r, how in self.items], np.int64)
         self.video_ids = [(f"{r.video_id}#{how}" if how else r.video_id) for r, how in self.items]
-        self._cache: dict[str, np.ndarray] = {}
-        self._cache_limit = cache_limit
+        self._crops = CropCache(cache_limit)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -73,12 +72,7 @@ class CropDataset:
         return np.array([1.0 / (counts[(lab, g)] * n_groups[lab]) for lab, g in zip(labels.tolist(), groups)])
 
     def _crop(self, rec: CropRecord) -> np.ndarray:
-        img = self._cache.get(rec.file)
-        if img is None:
-            img = load_crop(rec)
-            if len(self._cache) < self._cache_limit:
-                self._cache[rec.file] = img
-        return img
+        return self._crops.get(rec)
 
     def image(self, i: int) -> np.ndarray:
         """The uint8 BGR crop of item i after SBI and augmentation (what the model sees, before normalising)."""

@@ -25,7 +25,7 @@ import numpy as np
 from fakewatch.core.contract import ModelSpec
 from fakewatch.core.sbi import self_blend
 from fakewatch.training.augment import AugmentConfig, augment
-from fakewatch.training.data import CropRecord, load_crop
+from fakewatch.training.data import CropCache, CropRecord
 
 # how the fake half of a pair is made; "swap" pastes another training person's face (training/swaps.py)
 PAIR_FAKES = ("sbi", "swap")
@@ -57,8 +57,7 @@ class PairedSbiDataset:
         self.spec, self.seed, self.epoch = spec, seed, 0
         self.augment_cfg, self.p_swap = augment_cfg, p_swap
         self.video_ids = [r.video_id for r in self.reals]
-        self._cache: dict[str, np.ndarray] = {}
-        self._cache_limit = cache_limit
+        self._crops = CropCache(cache_limit)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -78,12 +77,7 @@ class PairedSbiDataset:
         return np.full(len(self.reals), 1.0 / len(self.reals))
 
     def _crop(self, rec: CropRecord) -> np.ndarray:
-        img = self._cache.get(rec.file)
-        if img is None:
-            img = load_crop(rec)
-            if len(self._cache) < self._cache_limit:
-                self._cache[rec.file] = img
-        return img
+        return self._crops.get(rec)
 
     def pair(self, i: int) -> tuple[np.ndarray, np.ndarray, str]:
         """(real, fake, how the fake was made) as uint8 BGR crops after the shared augmentation."""
