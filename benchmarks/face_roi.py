@@ -28,6 +28,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fakewatch.benchmarks.plots import pyplot
+
 OUT = Path("benchmarks") / "results" / "face_roi"
 FPS = 30
 GOALS = {("1080p", 1): 0.97, ("720p", 4): 0.95, ("720p", 8): 0.90}
@@ -196,11 +198,8 @@ def write(doc: dict[str, Any], out: Path) -> list[Path]:
         md.append(f"| {r['detector']} | {r['size']} | {r['batch']} | {r['ms_per_frame']} | "
                   f"{r.get('letterbox_ms', '')} | {r.get('infer_ms', '')} | {r.get('decode_ms', '')} |")
     paths[2].write_text("\n".join(md) + "\n")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return paths
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for size in sorted({r["size"] for r in e2e}):

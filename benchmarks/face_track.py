@@ -22,6 +22,7 @@ import numpy as np
 
 from fakewatch.core.blazeface import iou_one_to_many
 from fakewatch.core.roi import expand_box
+from fakewatch.benchmarks.plots import pyplot
 
 KS = (1, 2, 3, 4, 5, 6, 8, 10, 15)
 # Crop IoU alone is not the whole story: the demo classifier (trained on Haar crops of one clip) flips real frames to
@@ -104,11 +105,8 @@ def write(doc: dict[str, Any], out: Path) -> list[Path]:
             lines.append(f"| {name} | {r['k']} | {r['crop_iou_mean']:.3f} | {r['crop_iou_p5']:.3f} | "
                          f"{r['coverage']:.1%} | {r['id_changes']} | {r['detector_share']:.2f} |")
     paths[1].write_text("\n".join(lines) + "\n")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return paths
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for name, c in doc["clips"].items():

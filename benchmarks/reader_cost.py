@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from fakewatch.benchmarks.plots import pyplot
+
 OUT = Path("benchmarks") / "results" / "face_roi"
 
 
@@ -154,11 +156,8 @@ def write(doc: dict[str, Any], out: Path) -> list[Path]:
            f"{r['psnr_db_mean']} | {r['psnr_db_min']} | {r['p_fake_change_mean']} | {r['p_fake_change_max']} | "
            f"{r['shifted_box_p_fake_change_mean']} | {r['shifted_box_p_fake_change_max']} |" for r in crops]
     paths[1].write_text("\n".join(md) + "\n")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return paths
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for key in sorted({(r["size"], r["decode_threads"], r["reader_max_height"] or 0) for r in dec}):
