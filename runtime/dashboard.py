@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from fakewatch.runtime.monitor import Output
+from fakewatch.runtime.snapshots import encode_jpeg
 from fakewatch.runtime.sse import Broadcaster
 
 #: verdict -> box colour (BGR): the colour the page uses for the state badge too
@@ -271,7 +272,7 @@ class Dashboard(Output):
                 # above the box, or inside its top edge when the box touches the top of the frame
                 y = y0 - 4 if y0 >= 14 else y0 + 13
                 cv2.putText(image, label, (x0 + 2, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
-        return _jpeg(image, self.settings.jpeg_quality)
+        return encode_jpeg(image, self.settings.jpeg_quality)
 
     def event_list(self, limit: int | None = None, camera: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -311,11 +312,11 @@ class Dashboard(Output):
             h, w = frame.shape[:2]
             x0, y0, x1, y1 = max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3])
             if x1 > x0 and y1 > y0:
-                return _jpeg(frame[y0:y1, x0:x1], 90)
+                return encode_jpeg(frame[y0:y1, x0:x1], 90)
         image = frame.copy()
         if box is not None:
             cv2.rectangle(image, (box[0], box[1]), (box[2], box[3]), VERDICT_BGR["FAKE"], 2)
-        return _jpeg(image, 90)
+        return encode_jpeg(image, 90)
 
 
 def _downscaled(image: Any, width: int) -> tuple[Any, float]:
@@ -326,15 +327,6 @@ def _downscaled(image: Any, width: int) -> tuple[Any, float]:
         return image.copy(), 1.0          # boxes are drawn on it: never on the reader's array
     scale = width / w
     return cv2.resize(image, (width, max(1, int(round(h * scale)))), interpolation=cv2.INTER_AREA), scale
-
-
-def _jpeg(image: Any, quality: int) -> bytes:
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise RuntimeError("cv2.imencode could not encode a JPEG")
-    return buf.tobytes()
 
 
 def _box_of(box: Any) -> list[int]:

@@ -32,14 +32,19 @@ def safe_name(camera: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", camera).strip("._")[:64] or "camera"
 
 
-def _write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
+def encode_jpeg(image: np.ndarray, quality: int, what: str = "an image") -> bytes:
+    """JPEG bytes of a BGR image (snapshots on disk, the dashboard's frames)."""
     import cv2
 
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
-        raise RuntimeError(f"cannot encode a JPEG for {path}")
+        raise RuntimeError(f"cannot encode a JPEG for {what}")
+    return buf.tobytes()
+
+
+def _write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buf.tobytes())
+    tmp.write_bytes(encode_jpeg(image, quality, str(path)))
     os.replace(tmp, path)
 
 
