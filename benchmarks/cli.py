@@ -113,6 +113,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--triton-seconds", type=float, default=4.0, help="seconds per throughput sample")
     t.add_argument("--triton-paced", type=lambda v: () if v.strip() == "0" else _ints(v), default=(4,), help="paced 720p streams per watch row (0 = none)")
     t.add_argument("--triton-paced-seconds", type=float, default=12.0, help="seconds per paced watch row")
+    t.add_argument("--triton-servers", default="python-backend,pytriton",
+                   help="`fakewatch serve --server` kinds to compare, comma-separated; the first carries the goal and "
+                        "the paced rows (default python-backend,pytriton)")
     p.set_defaults(func=run)
 
 
@@ -183,16 +186,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_triton(args: argparse.Namespace) -> int:
-    from fakewatch.benchmarks.triton_bench import OUT, run as run_triton
+    from fakewatch.benchmarks.triton_bench import OUT, SERVERS, run as run_triton
 
     batches = args.batch or (1, 8)
     paced = tuple(n for n in args.triton_paced if n > 0)
     if args.triton_rounds < 1 or args.triton_seconds <= 0 or args.triton_paced_seconds <= 0:
         raise ValueError("--triton-rounds must be >= 1, --triton-seconds and --triton-paced-seconds > 0")
+    servers = tuple(s.strip() for s in args.triton_servers.split(",") if s.strip())
+    unknown = [s for s in servers if s not in SERVERS]
+    if unknown or not servers:
+        raise ValueError(f"--triton-servers {args.triton_servers!r}: choose from {', '.join(SERVERS)}")
     out = args.output or OUT
     cmd = (f"fakewatch bench --triton --batch {','.join(map(str, batches))} --triton-rounds {args.triton_rounds} "
            f"--triton-seconds {args.triton_seconds:g} --triton-paced {','.join(map(str, paced)) or 0} "
-           f"--triton-paced-seconds {args.triton_paced_seconds:g}" + (f" -o {out}" if args.output else ""))
+           f"--triton-paced-seconds {args.triton_paced_seconds:g} --triton-servers {','.join(servers)}"
+           + (f" -o {out}" if args.output else ""))
     doc = run_triton(batches, args.triton_rounds, args.triton_seconds, paced, args.triton_paced_seconds, out,
-                     command=cmd)
+                     command=cmd, servers=servers)
     return 0 if any(r.get("status", "ok") == "ok" for r in doc["rows"]) else 1

@@ -12,7 +12,6 @@ no local model file. The written config is parsed with Triton's own protobuf (``
 """
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from fakewatch.core.contract import ModelSpec, read_sidecar_doc
-from fakewatch.core.triton import (TRITON_DTYPES, detector_parameters, detector_section_from_config, spec_from_config,
-                                   spec_parameters)
+from fakewatch.core.triton import (detector_parameters, detector_section_from_config, model_config_text,
+                                   preferred_batches, spec_from_config, spec_parameters)
 import fakewatch.runtime.backends as backends
 from fakewatch.runtime.backends import detect_artifact
 
@@ -64,8 +63,7 @@ class TritonExportOptions:
             raise ValueError("; ".join(problems))
 
     def preferred(self, max_batch: int) -> tuple[int, ...]:
-        sizes = self.preferred_batch or tuple(sorted({max(1, max_batch // 2), max_batch}))
-        return tuple(b for b in sizes if b <= max_batch) or (max_batch,)
+        return preferred_batches(max_batch, self.preferred_batch)
 
 
 @dataclass(frozen=True)
@@ -113,33 +111,12 @@ def config_text(name: str, spec: ModelSpec, platform: str, *, max_batch: int, in
                 opts: TritonExportOptions, detector: dict[str, Any] | None = None) -> str:
     """config.pbtxt for one model (protobuf text format, readable and commented); ``detector``: a face detector's
     decoding section, carried next to the contract so an edge node decodes its boxes without the model file."""
-    backend_line = PLATFORMS[platform][1]
-    in_type = TRITON_DTYPES[input_dtype][0]
     carried = {**spec_parameters(spec), **(detector_parameters(detector) if detector is not None else {})}
-    params = "\n".join(f'  {{ key: "{k}" value: {{ string_value: {json.dumps(v)} }} }},'
-                       for k, v in carried.items()).rstrip(",")
-    preferred = ", ".join(map(str, opts.preferred(max_batch)))
-    return f"""# written by `fakewatch export triton` for {spec.variant} ({spec.precision}); serve with
-# tritonserver --model-repository <this repository's folder>
-name: "{name}"
-{backend_line}
-max_batch_size: {max_batch}
-input [
-  {{ name: "{spec.input_name}" data_type: {in_type} format: FORMAT_NCHW dims: [ 3, {spec.height}, {spec.width} ] }}
-]
-output [
-  {{ name: "{spec.output_name}" data_type: TYPE_FP32 dims: [ {spec.num_outputs} ] }}
-]
-dynamic_batching {{
-  preferred_batch_size: [ {preferred} ]
-  max_queue_delay_microseconds: {opts.max_queue_delay_us}
-}}
-instance_group [ {{ count: {opts.instances} kind: {opts.kind} }} ]
-# the fakewatch contract: preprocessing, ROI, output meaning, threshold, provenance (clients read it from here)
-parameters [
-{params}
-]
-"""
+    return model_config_text(name, spec, PLATFORMS[platform][1], max_batch=max_batch, input_dtype=input_dtype,
+                             preferred=opts.preferred(max_batch), max_queue_delay_us=opts.max_queue_delay_us,
+                             instances=opts.instances, kind=opts.kind, parameters=carried,
+                             header=f"written by `fakewatch export triton` for {spec.variant} ({spec.precision}); "
+                                    f"serve with\ntritonserver --model-repository <this repository's folder>")
 
 
 def validate_config(text: str) -> dict[str, Any] | None:

@@ -37,9 +37,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", type=int, default=16, help="Triton max_batch_size (capped by a fixed-batch model)")
     p.add_argument("--max-queue-delay-us", type=int, default=2000,
                    help="dynamic batcher: longest a request waits for others to join its batch (default 2000)")
-    p.add_argument("--preferred-batch", type=int, nargs="*", default=[], help="dynamic batcher preferred sizes")
+    p.add_argument("--preferred-batch", type=int, nargs="*", default=[],
+                   help="dynamic batcher preferred sizes (default: half and full --max-batch; a request "
+                        "already that size runs without waiting for the queue delay)")
     p.add_argument("--instances", type=int, default=1, help="model instances (one runner each)")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads per instance (0 = default)")
+    p.add_argument("--server", default="python-backend", choices=("python-backend", "pytriton"),
+                   help="how Triton hosts the runner: python-backend (default; Triton's python backend runs it, one "
+                        "shared-memory hop per batch) or pytriton (PyTriton's proxy forwards batches to the serve "
+                        "process)")
     p.add_argument("--python", type=Path, default=None,
                    help=f"interpreter with nvidia-pytriton and numpy<2 (default: ${ENV_VAR}, {DEFAULT_ENV}, or this "
                         f"one)")
@@ -70,7 +76,7 @@ def serve_command(args: argparse.Namespace, python: str) -> list[str]:
            "--grpc-port", str(args.grpc_port), "--http-port", str(args.http_port),
            "--metrics-port", str(args.metrics_port), "--address", args.address,
            "--max-batch", str(args.max_batch), "--max-queue-delay-us", str(args.max_queue_delay_us),
-           "--instances", str(args.instances), "--threads", str(args.threads)]
+           "--instances", str(args.instances), "--threads", str(args.threads), "--server", args.server]
     if args.backend:
         cmd += ["--backend", args.backend]
     if args.preferred_batch:
@@ -85,7 +91,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     detect_artifact(args.model)   # a missing/corrupt model fails here, before a server starts
     ServeConfig(model=args.model, name=args.name, grpc_port=args.grpc_port, http_port=args.http_port,
                 metrics_port=args.metrics_port, max_batch=args.max_batch, max_queue_delay_us=args.max_queue_delay_us,
-                preferred_batch=tuple(args.preferred_batch), instances=args.instances)
+                preferred_batch=tuple(args.preferred_batch), instances=args.instances, server=args.server)
     python = server_python(args.python)
     # the server process replaces nothing of ours: Ctrl-C reaches both, the child shuts Triton down cleanly
     proc = subprocess.Popen(serve_command(args, python))

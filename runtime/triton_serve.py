@@ -1,5 +1,10 @@
-"""The server side of ``fakewatch serve``: a real Triton Inference Server (PyTriton's bundled ``tritonserver``) whose
-model executes a fakewatch runner (ONNX Runtime / OpenVINO / TensorRT) with Triton's dynamic batcher in front.
+"""The server side of ``fakewatch serve``: a real Triton Inference Server (the ``tritonserver`` that the
+nvidia-pytriton wheel bundles) whose model executes a fakewatch runner (ONNX Runtime / OpenVINO / TensorRT) with
+Triton's dynamic batcher in front. Two ways to host the runner (``--server``, table :data:`SERVERS`):
+
+* ``python-backend`` (default): Triton's own python backend runs the runner in its stub process
+  (:mod:`fakewatch.runtime.triton_python_serve`); one shared-memory hop per batch.
+* ``pytriton``: PyTriton binds the runner in this process; its proxy model forwards each batch here and back.
 
 This module runs in the *server interpreter*: PyTriton 0.7 needs numpy < 2 and a Python whose shared library
 matches the one its backend stub loads (docs/scale-out.md, "Which Python runs the server"). ``fakewatch serve``
@@ -20,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fakewatch.core.triton import spec_parameters
+from fakewatch.core.triton import preferred_batches, spec_parameters
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class ServeConfig:
     preferred_batch: tuple[int, ...] = ()
     instances: int = 1
     runner_options: dict[str, Any] = field(default_factory=dict)
+    server: str = "python-backend"
 
     def __post_init__(self) -> None:
         problems = []
@@ -59,6 +65,8 @@ class ServeConfig:
         import re
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
             problems.append(f"model name {self.name!r}: Triton accepts letters, digits, '.', '_' and '-'")
+        if self.server not in SERVERS:
+            problems.append(f"--server {self.server!r}: choose one of {tuple(SERVERS)}")
         if problems:
             raise ValueError("fakewatch serve: " + "; ".join(problems))
 
@@ -120,7 +128,23 @@ def _patient_handshake() -> None:
 
 
 def serve(cfg: ServeConfig, stop: threading.Event | None = None) -> None:
-    """Start Triton with ``cfg.model`` bound, block until ``stop`` is set (SIGINT/SIGTERM set it), shut down."""
+    """Start Triton with ``cfg.model`` served, block until ``stop`` is set (SIGINT/SIGTERM set it), shut down."""
+    SERVERS[cfg.server](cfg, stop or threading.Event())
+
+
+def _serve_python_backend(cfg: ServeConfig, stop: threading.Event) -> None:
+    from fakewatch.runtime.backends import load_runner
+    from fakewatch.runtime.triton_python_serve import serve_python_backend
+
+    # load the model here once: a wrong model or backend fails with its own error before Triton starts
+    with load_runner(cfg.model, cfg.backend, **cfg.runner_options) as runner:
+        spec, limit, runner_name = runner.spec, runner.max_batch, runner.name
+    max_batch = min(cfg.max_batch, limit or cfg.max_batch)
+    serve_python_backend(cfg, stop, spec=spec, max_batch=max_batch, runner_name=runner_name,
+                         parameters=contract_parameters(spec, cfg.model), env=stub_environment())
+
+
+def _serve_pytriton(cfg: ServeConfig, stop: threading.Event) -> None:
     import numpy as np
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
     from pytriton.triton import DEFAULT_PROTECTED_ENDPOINTS, Triton, TritonConfig, TritonSecurityConfig
@@ -128,11 +152,10 @@ def serve(cfg: ServeConfig, stop: threading.Event | None = None) -> None:
     from fakewatch.runtime.backends import load_runner
 
     _patient_handshake()
-    stop = stop or threading.Event()
     runners = [load_runner(cfg.model, cfg.backend, **cfg.runner_options).activate() for _ in range(cfg.instances)]
     spec = runners[0].spec
     max_batch = min(cfg.max_batch, runners[0].max_batch or cfg.max_batch)
-    preferred = [b for b in (cfg.preferred_batch or (max_batch,)) if b <= max_batch]
+    preferred = list(preferred_batches(max_batch, cfg.preferred_batch))
     triton_cfg = TritonConfig(grpc_port=cfg.grpc_port, http_port=cfg.http_port, metrics_port=cfg.metrics_port,
                               grpc_address=cfg.address, http_address=cfg.address, metrics_address=cfg.address,
                               exit_on_error=True)
@@ -163,9 +186,8 @@ def serve(cfg: ServeConfig, stop: threading.Event | None = None) -> None:
             r.deactivate()
 
 
-def _carry_contract(triton, name: str, spec, artifact: Path) -> None:
-    # PyTriton 0.7 has no public hook for config `parameters`: its Model keeps the TritonModelConfig it generated
-    # (backend_parameters -> `parameters`) and sends it when run() loads the model; add the contract before that.
+def contract_parameters(spec, artifact: Path) -> dict[str, str]:
+    """The config ``parameters`` a served model carries: the contract, and a face detector's decoding section."""
     from fakewatch.core.contract import read_sidecar_doc
     from fakewatch.core.triton import detector_parameters
 
@@ -175,12 +197,23 @@ def _carry_contract(triton, name: str, spec, artifact: Path) -> None:
         if section is None:
             raise RuntimeError(f"{artifact} is a face detector but its sidecar has no 'face_detector' section")
         params.update(detector_parameters(section))
+    return params
+
+
+def _carry_contract(triton, name: str, spec, artifact: Path) -> None:
+    # PyTriton 0.7 has no public hook for config `parameters`: its Model keeps the TritonModelConfig it generated
+    # (backend_parameters -> `parameters`) and sends it when run() loads the model; add the contract before that.
+    params = contract_parameters(spec, artifact)
     manager = triton._model_manager
     for model in manager.models:
         if model.model_name == name:
             model._get_triton_model_config().backend_parameters.update(params)
             return
     raise RuntimeError(f"PyTriton did not register model {name!r}; cannot attach the fakewatch contract")
+
+
+#: --server -> how the runner is hosted
+SERVERS = {"python-backend": _serve_python_backend, "pytriton": _serve_pytriton}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,16 +232,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preferred-batch", type=int, nargs="*", default=[])
     p.add_argument("--instances", type=int, default=1)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--server", default="python-backend", choices=("python-backend", "pytriton"))
+    p.add_argument("--spin", action=argparse.BooleanOptionalAction, default=True)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    opts = {"intra_op_threads": args.threads} if args.threads else {}
+    opts: dict[str, Any] = {"intra_op_threads": args.threads} if args.threads else {}
+    if not args.spin:
+        opts["spin"] = False
     cfg = ServeConfig(model=args.model, name=args.name, backend=args.backend, grpc_port=args.grpc_port,
                       http_port=args.http_port, metrics_port=args.metrics_port, address=args.address,
                       max_batch=args.max_batch, max_queue_delay_us=args.max_queue_delay_us,
-                      preferred_batch=tuple(args.preferred_batch), instances=args.instances, runner_options=opts)
+                      preferred_batch=tuple(args.preferred_batch), instances=args.instances, runner_options=opts,
+                      server=args.server)
     stop = threading.Event()
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, lambda *_: stop.set())

@@ -75,6 +75,47 @@ def detector_parameters(section: Mapping[str, Any]) -> dict[str, str]:
     return {DETECTOR_PARAMETER: json.dumps(dict(section), separators=(",", ":"), sort_keys=True)}
 
 
+def preferred_batches(max_batch: int, chosen: tuple[int, ...] = ()) -> tuple[int, ...]:
+    """Dynamic-batcher preferred sizes: ``chosen`` (those <= max_batch), else half and full ``max_batch``.
+
+    Why half too: a request that already holds a preferred size runs at once; with only ``max_batch`` preferred, an
+    edge node's batch of 8 waits the whole queue delay for company that may never come."""
+    sizes = chosen or tuple(sorted({max(1, max_batch // 2), max_batch}))
+    return tuple(b for b in sizes if b <= max_batch) or (max_batch,)
+
+
+def model_config_text(name: str, spec: ModelSpec, backend_line: str, *, max_batch: int, input_dtype: str,
+                      preferred: tuple[int, ...], max_queue_delay_us: int, instances: int, kind: str,
+                      parameters: Mapping[str, str], header: str) -> str:
+    """One model's config.pbtxt (protobuf text format, commented): I/O from the contract, Triton's dynamic batcher,
+    instance group, and ``parameters`` (string values: the contract, a detector section, ...).
+
+    Shared by ``fakewatch export triton`` (stock backends) and ``fakewatch serve`` (the python backend)."""
+    in_type = TRITON_DTYPES[input_dtype][0]
+    params = "\n".join(f'  {{ key: "{k}" value: {{ string_value: {json.dumps(v)} }} }},'
+                       for k, v in parameters.items()).rstrip(",")
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    return f"""{comment}name: "{name}"
+{backend_line}
+max_batch_size: {max_batch}
+input [
+  {{ name: "{spec.input_name}" data_type: {in_type} format: FORMAT_NCHW dims: [ 3, {spec.height}, {spec.width} ] }}
+]
+output [
+  {{ name: "{spec.output_name}" data_type: TYPE_FP32 dims: [ {spec.num_outputs} ] }}
+]
+dynamic_batching {{
+  preferred_batch_size: [ {", ".join(map(str, preferred))} ]
+  max_queue_delay_microseconds: {max_queue_delay_us}
+}}
+instance_group [ {{ count: {instances} kind: {kind} }} ]
+# the fakewatch contract: preprocessing, ROI, output meaning, threshold, provenance (clients read it from here)
+parameters [
+{params}
+]
+"""
+
+
 def detector_section_from_config(config: Mapping[str, Any], where: str = "Triton model") -> dict[str, Any]:
     """The face detector section a model config carries; one clear error when it is not a detector's config."""
     raw = _parameter(config, DETECTOR_PARAMETER)

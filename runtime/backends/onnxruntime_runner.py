@@ -13,7 +13,8 @@ _DEVICES = ("auto", "cpu", "cuda")
 
 class OnnxRuntimeRunner(Runner):
     """Options: ``device`` auto|cpu|cuda (auto = CUDA when available), ``intra_op_threads`` (0 = ORT default),
-    ``streams`` (CPU throughput mode, below).
+    ``streams`` (CPU throughput mode, below), ``spin`` (False: idle intra-op threads sleep at once instead of
+    busy-waiting for the next batch; for a runner that shares its cores with a server's network threads).
 
     ``streams`` > 1 splits every batch into that many shards and runs them at once on one session, each shard on
     ``intra_op_threads`` threads (default 1) - OpenVINO's "throughput streams". ONNX Runtime's convolutions
@@ -27,9 +28,10 @@ class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
 
     def __init__(self, artifact, spec, *, device: str = "auto", intra_op_threads: int = 0,
-                 streams: int | str = 1, **options: Any) -> None:
+                 streams: int | str = 1, spin: bool = True, **options: Any) -> None:
         super().__init__(artifact, spec, device=device, intra_op_threads=intra_op_threads, streams=streams,
-                         **options)
+                         spin=spin, **options)
+        self.spin = bool(spin)
         if device not in _DEVICES:
             raise ValueError(f"onnxruntime device must be one of {_DEVICES}, got {device!r}")
         self.device = device
@@ -70,6 +72,8 @@ class OnnxRuntimeRunner(Runner):
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads > 0:
             so.intra_op_num_threads = threads
+        if not self.spin:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             return ort.InferenceSession(str(self.artifact), sess_options=so, providers=providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types

@@ -70,11 +70,21 @@ def fetch_config(url: TritonUrl, model: str, timeout_s: float = 5.0) -> dict[str
             msg = str(exc.message() or exc)
             if "not found" in msg or "unknown model" in msg.lower():
                 try:
-                    models = [m.get("name") for m in client.get_model_repository_index(as_json=True)["models"]]
+                    index = {m.get("name"): m.get("state", "")
+                             for m in client.get_model_repository_index(as_json=True)["models"]}
                 except (InferenceServerException, KeyError):
-                    models = ["(the server does not list its models)"]
-                raise BackendError(f"Triton server at {url} has no model {model!r}; it serves {models or 'none'} "
-                                   f"(pass one of them with --triton-model)") from None
+                    index = None
+                if index is None or model in index:
+                    # still loading (listed, not READY), or a server that hides its index (PyTriton) and may be
+                    # loading it now: connect() waits for it; a model that never appears ends in this error
+                    state = index.get(model) if index else None
+                    raise BackendUnavailable(f"Triton server at {url} has no model {model!r} ready ("
+                                             + (f"state {state or 'unknown'}" if index else
+                                                "the server does not list its models")
+                                             + "); check --triton-model") from None
+                raise BackendError(f"Triton server at {url} has no model {model!r}; it serves "
+                                   f"{sorted(n for n in index if n) or 'none'} (pass one of them with "
+                                   f"--triton-model)") from None
             raise BackendUnavailable(f"Triton server at {url} did not answer ({exc.status()}: {msg}); is it "
                                      f"running? (`fakewatch serve MODEL` or the tritonserver container)") from None
     finally:

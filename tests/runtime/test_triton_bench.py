@@ -16,8 +16,10 @@ def test_bench_triton_rows_against_a_real_server(tmp_path):
     doc = run(batches=(1, 8), rounds=1, seconds=0.3, paced=(1,), paced_seconds=3.0, out=tmp_path, python=python,
               command="test")
     thr = [r for r in doc["rows"] if r["kind"] == "throughput"]
-    assert [(r["batch"], r["mode"]) for r in thr] == [
-        (b, m) for b in (1, 8) for m in ("in-process onnxruntime", "triton, 1 in flight", "triton, 2 in flight")]
+    modes = ["in-process onnxruntime"] + [f"triton ({s}), {k} in flight" for s in ("python-backend", "pytriton")
+                                           for k in (1, 2)]
+    assert [(r["batch"], r["mode"]) for r in thr] == [(b, m) for b in (1, 8) for m in modes]
+    assert doc["servers"] == ["python-backend", "pytriton"] and set(doc["server_ready_s"]) == set(doc["servers"])
     for b in (1, 8):
         rows = {r["mode"]: r for r in thr if r["batch"] == b}
         base = rows["in-process onnxruntime"]["img_s_median"]
@@ -25,8 +27,10 @@ def test_bench_triton_rows_against_a_real_server(tmp_path):
             assert r["img_s_median"] > 0
             assert r["ratio_vs_in_process"] == pytest.approx(r["img_s_median"] / base, rel=0.01)
             assert r["max_abs_logit_diff"] <= 1e-5          # the server runs the same model: same logits
+    assert doc["goals"]["server"] == "python-backend"              # the goal is the default server's
     assert doc["goals"]["logits_met"] and doc["goals"]["throughput_ratio_b8_1_in_flight"] == \
-        {r["mode"]: r for r in thr if r["batch"] == 8}["triton, 1 in flight"]["ratio_vs_in_process"]
+        {r["mode"]: r for r in thr if r["batch"] == 8}[modes[1]]["ratio_vs_in_process"]
+    assert all(r["server_timing_ms_whole_run"]["requests"] > 0 for r in thr if r["server"])
     paced = [r for r in doc["rows"] if r["kind"] == "paced"]
     assert [(r["backend"], r["in_flight"]) for r in paced] == [("onnxruntime", 1), ("triton", 1), ("triton", 2)]
     assert all(r["status"] == "ok" and r["frames"] > 0 and 0 < r["processed_min"] <= 1.05 for r in paced), paced
@@ -36,4 +40,4 @@ def test_bench_triton_rows_against_a_real_server(tmp_path):
     saved = json.loads((tmp_path / "triton_bench.json").read_text())
     assert saved["rows"] == doc["rows"] and "load average" in saved["load_before"]
     assert (tmp_path / "triton_bench.png").stat().st_size > 5000
-    assert "| 8 | triton, 1 in flight |" in (tmp_path / "triton_bench.md").read_text()
+    assert "| 8 | triton (python-backend), 1 in flight |" in (tmp_path / "triton_bench.md").read_text()

@@ -52,3 +52,57 @@ def test_libpython_first_on_ld_library_path():
         assert env["LD_LIBRARY_PATH"].split(":") == [libdir, "/opt/x", "/opt/y"]
         assert (Path(libdir) / f"libpython{sys.version_info.major}.{sys.version_info.minor}.so").exists() or \
             any(Path(libdir).glob("libpython*.so*"))
+
+
+def test_python_backend_repository_parses_as_triton_config_and_carries_the_contract(tmp_path):
+    pytest.importorskip("tritonclient.grpc")
+    import json
+
+    from fakewatch.core.triton import spec_from_config
+    from fakewatch.export.triton_repo import validate_config
+    from fakewatch.runtime.backends import load_runner
+    from fakewatch.runtime.triton_python_serve import server_command, TritonDist, write_repository
+    from fakewatch.runtime.triton_serve import contract_parameters
+
+    spec = load_runner(DEMO).spec
+    cfg = ServeConfig(model=DEMO, name="deepfake", max_batch=8, max_queue_delay_us=500, instances=2,
+                      runner_options={"intra_op_threads": 1})
+    repo = write_repository(cfg, spec, 8, contract_parameters(spec, DEMO), tmp_path)
+    parsed = validate_config((repo / "deepfake" / "config.pbtxt").read_text())   # Triton's own protobuf
+    assert parsed["backend"] == "python" and int(parsed["max_batch_size"]) == 8
+    assert parsed["dynamic_batching"]["preferred_batch_size"] == [4, 8]      # a batch of 4 or 8 never waits
+    assert parsed["dynamic_batching"]["max_queue_delay_microseconds"] == "500"
+    assert parsed["instance_group"] == [{"count": 2, "kind": "KIND_CPU"}]
+    assert parsed["input"][0]["dims"] == ["3", "112", "112"]
+    assert spec_from_config(parsed) == spec                                    # clients read the contract back
+    serve = json.loads((repo / "deepfake" / "1" / "serve.json").read_text())
+    assert serve == {"artifact": str(DEMO.resolve()), "backend": None, "runner_options": {"intra_op_threads": 1}}
+    assert "from fakewatch.runtime.triton_stub_model import TritonPythonModel" in \
+        (repo / "deepfake" / "1" / "model.py").read_text()
+    dist = TritonDist(Path("/x/tritonserver"), Path("/x/python"), Path("/x/stub"), Path("/x/libs"))
+    cmd = server_command(dist, repo, tmp_path / "backends", cfg, "fw_1_")
+    assert cmd[0] == "/x/tritonserver" and f"--model-repository={repo}" in cmd
+    assert "--backend-config=python,shm-region-prefix-name=fw_1_" in cmd       # several servers on one machine
+    assert "--grpc-address=127.0.0.1" in cmd and "--grpc-port=8001" in cmd
+
+
+def test_python_backend_without_the_pytriton_wheel_says_how_to_get_it(monkeypatch):
+    import builtins
+
+    from fakewatch.runtime.triton_python_serve import find_dist
+
+    real_import = builtins.__import__
+
+    def no_pytriton(name, *a, **k):
+        if name.startswith("pytriton"):
+            raise ImportError("No module named 'pytriton'")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_pytriton)
+    with pytest.raises(RuntimeError, match="nvidia-pytriton wheel.*make pytriton-env"):
+        find_dist()
+
+
+def test_serve_config_refuses_an_unknown_server_kind():
+    with pytest.raises(ValueError, match="--server 'docker': choose one of"):
+        ServeConfig(model=DEMO, name="deepfake", server="docker")
