@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--triton-model", default="deepfake", metavar="NAME",
                    help="--backend triton: model name on the server; its config carries the contract, so no --model "
                         "is needed (default deepfake)")
+    p.add_argument("--triton-shm", choices=("auto", "on", "off"), default="auto",
+                   help="--backend triton: send input batches through system shared memory (auto: when the server "
+                        "is on this machine and can map it; on: require it; off: gRPC bytes)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                    help="onnxruntime/torch device (default: auto for onnxruntime, cpu for torch and openvino)")
     p.add_argument("--threads", type=int, default=0,
@@ -250,7 +253,7 @@ def _run_watch(args: argparse.Namespace) -> int:
         if args.model is not None or args.device or args.threads or args.streams:
             raise ValueError("--backend triton runs the model on the Triton server: drop --model/--device/--threads/"
                              "--streams (the server's config decides them), pass --triton-url and --triton-model")
-        runner = TritonRunner.connect(args.triton_url, args.triton_model)
+        runner = TritonRunner.connect(args.triton_url, args.triton_model, shm=args.triton_shm)
         model, backend = runner.artifact, "triton"
     else:
         model = resolve_model(args.model)

@@ -25,12 +25,14 @@ import numpy as np
 from fakewatch.core.contract import ModelSpec
 from fakewatch.core.triton import TritonUrl, input_wire_dtype, max_batch_size, parse_triton_url, spec_from_config
 from fakewatch.runtime.backends.base import BackendError, BackendUnavailable, Runner
+from fakewatch.runtime.backends.triton_shm import LOOPBACK, InputSlots
 from fakewatch.runtime.backends.triton_stats import ServerTimingSampler, StatsSnapshot
 from fakewatch.runtime.latency import SERVER_STAGES
 
 #: gRPC status codes that mean "the request itself is wrong": retrying cannot help
 _FATAL_STATUS = ("StatusCode.INVALID_ARGUMENT", "StatusCode.UNIMPLEMENTED", "StatusCode.PERMISSION_DENIED",
                  "StatusCode.UNAUTHENTICATED")
+SHM_MODES = ("auto", "on", "off")
 #: gRPC channel options: reconnect attempts every <= 1 s (gRPC's own default backs off up to 120 s)
 _CHANNEL_ARGS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
                  ("grpc.max_reconnect_backoff_ms", 1000)]
@@ -94,14 +96,22 @@ def fetch_config(url: TritonUrl, model: str, timeout_s: float = 5.0) -> dict[str
 class TritonRunner(Runner):
     """Options: ``url`` (grpc://host:port), ``model`` (name on the server), ``timeout_s`` per request,
     ``connect_timeout_s`` (how long :meth:`connect` waits for a server that is still starting), ``stats_interval_s``
-    (how often Triton's statistics are sampled for the server_queue / server_compute stages; 0 = never)."""
+    (how often Triton's statistics are sampled for the server_queue / server_compute stages; 0 = never), ``shm``
+    (auto|on|off: input batches through system shared memory, runtime/backends/triton_shm.py; auto = for a
+    loopback URL, falling back to gRPC bytes when the server cannot map it)."""
 
     name = "triton"
 
     def __init__(self, artifact: str | Path, spec: ModelSpec, *, url: str = "grpc://127.0.0.1:8001",
                  model: str = "deepfake", timeout_s: float = 5.0, backoff_s: tuple[float, float] = (0.2, 1.0),
-                 stats_interval_s: float = 0.5, **options: Any) -> None:
-        super().__init__(artifact, spec, url=url, model=model, timeout_s=timeout_s, **options)
+                 stats_interval_s: float = 0.5, shm: str = "auto", **options: Any) -> None:
+        super().__init__(artifact, spec, url=url, model=model, timeout_s=timeout_s, shm=shm, **options)
+        if shm not in SHM_MODES:
+            raise ValueError(f"triton shm must be one of {SHM_MODES}, got {shm!r}")
+        self.shm = shm
+        self.shm_note = ""                   # why shared memory is off, when auto turned it off
+        self._slots: InputSlots | None = None
+        self._shm_retry_at = 0.0
         if timeout_s <= 0:
             raise ValueError(f"triton timeout must be > 0 s, got {timeout_s}")
         if stats_interval_s < 0:
@@ -160,12 +170,37 @@ class TritonRunner(Runner):
                                f"({self.spec.variant}, {self.spec.precision}); restart the client")
         self._apply_config(config)
         self._client = self._new_client()
+        self._setup_shm()
         if self.stats_interval_s > 0:
             self._stats_client = self._new_client()     # its own channel: the sampler thread never shares one
             self._sampler = ServerTimingSampler(self._snapshot, self.stats_interval_s).start()
 
     def _new_client(self):
         return self._grpc.InferenceServerClient(self.url.target, channel_args=_CHANNEL_ARGS)
+
+    def _setup_shm(self) -> None:
+        if self.shm == "off" or (self.shm == "auto" and self.url.host not in LOOPBACK):
+            self.shm_note = "off" if self.shm == "off" else f"off: {self.url.host} is not this machine"
+            return
+        item = 3 * self.spec.height * self.spec.width * (2 if self._wire_dtype == "FP16" else 4)
+        slots = None
+        try:
+            slots = InputSlots.for_batches(self.max_batch or 16, item, in_flight=2, tag=f"{id(self):x}")
+            if slots is None:
+                raise ValueError(f"a batch of {self.max_batch} inputs needs more than the per-runner cap")
+            slots.register(self._client, self.timeout_s)
+        except Exception as exc:   # a server in another IPC namespace (Docker without --ipc=host), no /dev/shm
+            if slots is not None:
+                slots.close()
+            text = getattr(exc, "message", lambda: None)() or str(exc)
+            if self.shm == "on":
+                raise BackendError(f"--triton-shm on: the Triton server at {self.url} cannot use this machine's "
+                                   f"system shared memory ({text}); run it on this machine (Docker: --ipc=host) "
+                                   f"or pass --triton-shm off") from None
+            self.shm_note = f"off: {text[:200]}"
+            return
+        self._slots = slots
+        self.shm_note = f"on ({slots.slots} x {slots.slot_bytes / 1e6:.1f} MB)"
 
     def deactivate_impl(self) -> None:
         if self._sampler is not None:
@@ -179,6 +214,9 @@ class TritonRunner(Runner):
                 self.server_timing = self.fetch_server_timing()
             except Exception:  # a dead server has no statistics; the run's results stand without them
                 self.server_timing = {}
+            if self._slots is not None:
+                self._slots.close(self._client)
+                self._slots = None
             self._client.close()
             self._client = None
 
@@ -196,10 +234,17 @@ class TritonRunner(Runner):
         grpc = self._grpc
         x = np.ascontiguousarray(batch, dtype=np.float16 if self._wire_dtype == "FP16" else np.float32)
         inp = grpc.InferInput(self.spec.input_name, list(x.shape), self._wire_dtype)
-        inp.set_data_from_numpy(x)
+        slots = self._shm_slots(now)
+        offset = slots.put(x) if slots is not None else None
+        if offset is not None:
+            inp.set_shared_memory(slots.name, x.nbytes, offset=offset)
+        else:   # remote server, shared memory off, or every slot in flight
+            inp.set_data_from_numpy(x)
         out = grpc.InferRequestedOutput(self.spec.output_name)
 
         def done(result, error) -> None:
+            if offset is not None:
+                slots.release(offset)        # the server has read it (or never will)
             if error is not None:
                 fut.set_exception(self._failed(error))
                 return
@@ -212,8 +257,25 @@ class TritonRunner(Runner):
         try:
             self._client.async_infer(self.model, [inp], done, outputs=[out], client_timeout=self.timeout_s)
         except Exception as exc:   # the channel itself is gone (closed client): same path as a failed request
+            if offset is not None:
+                slots.release(offset)
             fut.set_exception(self._failed(exc))
         return fut
+
+    def _shm_slots(self, now: float) -> InputSlots | None:
+        """The shared-memory slots when registered with the server; re-registers after a restart (at most every
+        2 s, from the calling thread, never from a gRPC callback)."""
+        slots = self._slots
+        if slots is None or slots.registered:
+            return slots
+        if now < self._shm_retry_at:
+            return None
+        try:
+            slots.register(self._client, min(self.timeout_s, 2.0))
+        except Exception:   # still restarting: this batch goes as gRPC bytes
+            self._shm_retry_at = now + 2.0
+            return None
+        return slots
 
     def wait(self, fut: Future) -> np.ndarray:
         """The logits of a Future from :meth:`infer_async`; a request that never answers fails like a dead server."""
@@ -229,7 +291,9 @@ class TritonRunner(Runner):
     def _failed(self, error: BaseException) -> BackendError:
         status = getattr(error, "status", lambda: None)()
         text = getattr(error, "message", lambda: None)() or str(error)
-        if status in _FATAL_STATUS:
+        if self._slots is not None:
+            self._slots.registered = False   # a restarted server forgot the region: register again before use
+        if status in _FATAL_STATUS and "shared memory" not in text:
             return BackendError(f"Triton rejected the request for {self.model!r} at {self.url}: {status}: {text}")
         with self._lock:
             now = time.monotonic()

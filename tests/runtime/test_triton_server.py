@@ -104,6 +104,13 @@ def test_triton_logits_match_in_process_onnxruntime(shared_server):
             assert b.shape == (n, 1) and np.max(np.abs(a - b)) <= 1e-5
         with pytest.raises(Exception, match="exceeds this triton model's max batch 8"):
             remote.infer(np.zeros((9, 3, 112, 112), np.float32))
+        # a loopback server: input batches went through system shared memory, registered on the server
+        assert remote.shm_note.startswith("on (3 x 1.2 MB)"), remote.shm_note
+        status = remote._client.get_system_shared_memory_status(as_json=True)
+        assert remote._slots.name in str(status)
+    with TritonRunner.connect(server.url, "deepfake", shm="off") as plain, load_runner(DEMO, "onnxruntime") as local:
+        x = rng.standard_normal((5, 3, 112, 112)).astype(np.float32)
+        assert plain._slots is None and np.max(np.abs(local.infer(x) - plain.infer(x))) <= 1e-5
     timing = remote.server_timing                           # Triton's own statistics, read on deactivate
     assert timing["requests"] >= 3 and timing["compute_infer_ms"] > 0 and timing["queue_ms"] >= 0
 
