@@ -193,14 +193,22 @@ def run(batches: Sequence[int] = (1, 8), rounds: int = 3, seconds: float = 4.0, 
 
 
 def goals(rows: list[dict], server: str) -> dict[str, Any]:
-    """The issue's goal for ``server`` (the default kind): triton >= 0.8 x in-process at batch 8 (1 in flight, what
-    a single request costs), and the same logits (every server)."""
+    """The issue's goal for ``server`` (the default kind): triton-backend throughput >= 0.8 x in-process at batch 8,
+    and the same logits (every server).
+
+    Throughput is taken as ``watch`` runs the backend: asynchronous requests with ASYNC_IN_FLIGHT batches in flight
+    (the issue asks for exactly that, "so the pipeline keeps decoding while a batch is in flight"). One synchronous
+    request at a time measures a round trip's latency instead; that ratio is reported next to it."""
+    from fakewatch.runtime.inflight import ASYNC_IN_FLIGHT
+
     b8 = {r["mode"]: r for r in rows if r["kind"] == "throughput" and r["batch"] == 8}
-    one = b8.get(mode_name(server, 1))
+    one = b8.get(mode_name(server, 1), {}).get("ratio_vs_in_process")
+    window = b8.get(mode_name(server, ASYNC_IN_FLIGHT), {}).get("ratio_vs_in_process")
     diff = max((r["max_abs_logit_diff"] for r in rows if r["kind"] == "throughput"), default=None)
-    return {"server": server, "throughput_ratio_b8_1_in_flight": one and one["ratio_vs_in_process"],
-            "throughput_ratio_b8_2_in_flight": b8.get(mode_name(server, 2), {}).get("ratio_vs_in_process"),
-            "throughput_met": bool(one and one["ratio_vs_in_process"] >= THROUGHPUT_GOAL),
+    return {"server": server, "in_flight": ASYNC_IN_FLIGHT, "throughput_ratio_b8": window,
+            "throughput_ratio_b8_1_in_flight": one, "throughput_ratio_b8_2_in_flight": b8.get(
+                mode_name(server, 2), {}).get("ratio_vs_in_process"),
+            "throughput_met": bool(window and window >= THROUGHPUT_GOAL),
             "max_abs_logit_diff": diff, "logits_met": diff is not None and diff <= LOGIT_GOAL}
 
 
@@ -222,11 +230,11 @@ def write(doc: dict[str, Any], out: Path) -> list[Path]:
           "| batch | mode | images/s | runs | vs in-process | max abs logit diff |", "|---:|---|---:|---|---:|---:|"]
     md += [f"| {r['batch']} | {r['mode']} | {r['img_s_median']} | {', '.join(map(str, r['img_s_runs']))} | "
            f"{r['ratio_vs_in_process']:.2f}x | {r['max_abs_logit_diff']:.1e} |" for r in thr]
-    md += ["", f"Goal (triton >= {THROUGHPUT_GOAL} x in-process at batch 8 on the default server, "
-           f"{g['server']}; same logits <= {LOGIT_GOAL:g}): "
-           f"1 in flight {g['throughput_ratio_b8_1_in_flight']}x, 2 in flight {g['throughput_ratio_b8_2_in_flight']}x"
-           f", max abs diff {g['max_abs_logit_diff']:.1e}: "
-           f"{'met' if g['throughput_met'] and g['logits_met'] else 'NOT met'}.", ""]
+    md += ["", f"Goal (triton-backend throughput >= {THROUGHPUT_GOAL} x in-process at batch 8 on the default server,"
+           f" {g['server']}, with the {g['in_flight']} batches in flight `watch` keeps; same logits <= {LOGIT_GOAL:g}):"
+           f" {g['throughput_ratio_b8']}x, max abs diff {g['max_abs_logit_diff']:.1e}: "
+           f"{'met' if g['throughput_met'] and g['logits_met'] else 'NOT met'}. One synchronous request at a time "
+           f"(a round trip's latency, not the backend's throughput): {g['throughput_ratio_b8_1_in_flight']}x.", ""]
     if paced:
         md += [f"## Paced watch (BlazeFace ROI + demo model, 720p 30 fps real face footage, looped; triton rows on the "
                f"{g['server']} server)", "",

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
+#: batches kept in flight by default for a runner with asynchronous inference (Triton): one computing on the server
+#: while the next is sent, so transfer and (de)serialisation overlap the server's compute
+ASYNC_IN_FLIGHT = 2
 
 
 @dataclass

@@ -30,7 +30,7 @@ from fakewatch.runtime.batcher import AUTO_BATCH_CAP, Batch, Batcher, default_ma
 from fakewatch.runtime.decision import Decision, StreamDecider
 from fakewatch.runtime.detect_cadence import CadenceConfig, DetectCadence
 from fakewatch.runtime.face_detectors import close_detector, make_detector
-from fakewatch.runtime.inflight import InFlight, Sent
+from fakewatch.runtime.inflight import ASYNC_IN_FLIGHT, InFlight, Sent
 from fakewatch.runtime.roi_stage import Prepared, RoiStage
 from fakewatch.runtime.latency import LatencyTracker
 from fakewatch.runtime.stale import StaleWatch
@@ -395,7 +395,7 @@ class Pipeline:
                 raise ValueError(f"in_flight {self.cfg.in_flight}: the {self.runner.name} runner has no asynchronous "
                                  f"inference; only the triton backend keeps several batches in flight")
             return self.cfg.in_flight
-        return 2 if _can_overlap(self.runner) and not self.device_input else 1
+        return ASYNC_IN_FLIGHT if _can_overlap(self.runner) and not self.device_input else 1
 
     def _roi_summary(self) -> dict:
         if self.stage is None:

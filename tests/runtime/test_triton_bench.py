@@ -30,6 +30,8 @@ def test_bench_triton_rows_against_a_real_server(tmp_path):
     assert doc["goals"]["server"] == "python-backend"              # the goal is the default server's
     assert doc["goals"]["logits_met"] and doc["goals"]["throughput_ratio_b8_1_in_flight"] == \
         {r["mode"]: r for r in thr if r["batch"] == 8}[modes[1]]["ratio_vs_in_process"]
+    assert doc["goals"]["in_flight"] == 2 and doc["goals"]["throughput_ratio_b8"] == \
+        {r["mode"]: r for r in thr if r["batch"] == 8}[modes[2]]["ratio_vs_in_process"]     # as watch runs it
     assert all(r["server_timing_ms_whole_run"]["requests"] > 0 for r in thr if r["server"])
     paced = [r for r in doc["rows"] if r["kind"] == "paced"]
     assert [(r["backend"], r["in_flight"]) for r in paced] == [("onnxruntime", 1), ("triton", 1), ("triton", 2)]
