@@ -183,6 +183,21 @@ class SnapshotsConfig(_Strict):
     clip: ClipConfig = Field(default_factory=ClipConfig)
 
 
+class TritonSettings(_Strict):
+    """``backend: triton``: where the model is served (``fakewatch serve`` or a tritonserver container)."""
+    url: str = Field("grpc://127.0.0.1:8001", description="the Triton server's gRPC endpoint, grpc://HOST:PORT")
+    model: str = Field("deepfake", description="model name on the server; its config carries the contract")
+    shm: Literal["auto", "on", "off"] = Field("auto", description="input batches through system shared memory "
+                                                                  "(auto: for a server on this machine)")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        from fakewatch.core.triton import parse_triton_url
+
+        return str(parse_triton_url(v))
+
+
 class WatchFile(_Strict):
     """Top level of ``cameras.yaml``."""
     model_config = ConfigDict(extra="forbid", validate_default=True, title="fakewatch watch config")
@@ -207,6 +222,7 @@ class WatchFile(_Strict):
     metrics: MetricsConfig | None = None
     snapshots: SnapshotsConfig | None = None
     dashboard: DashboardConfig | None = None
+    triton: TritonSettings = Field(default_factory=TritonSettings)
 
     @field_validator("cameras")
     @classmethod

@@ -13,4 +13,5 @@ CLI_KEYS: dict[str, tuple] = {
     "status_interval": ("status_interval",), "json": ("jsonl",), "loop": ("loop",),
     "mqtt": ("mqtt", "url"), "metrics_port": ("metrics", "port"), "metrics_host": ("metrics", "host"),
     "snapshots": ("snapshots", "dir"), "http": ("dashboard", "listen"), "http_token": ("dashboard", "token"),
+    "triton_url": ("triton", "url"), "triton_model": ("triton", "model"), "triton_shm": ("triton", "shm"),
 }

@@ -188,3 +188,25 @@ def test_a_triton_face_detector_url_in_the_file_stays_a_url(tmp_path):
     p2 = write(tmp_path, 'detect: {face_detector: "models/blazeface_short.onnx"}\ncameras: {a: {source: demo}}\n')
     apply_config(load_config(p2)[0], args)
     assert args.face_detector == Path("models/blazeface_short.onnx")
+
+
+def test_triton_section_reaches_the_watch_flags_and_checks_the_url(tmp_path, capsys):
+    import argparse
+
+    from fakewatch.cli import main
+    from fakewatch.runtime.watch_cli import apply_config
+
+    p = write(tmp_path, 'backend: triton\ntriton: {url: "gpu-host:9001", model: fw, shm: "off"}\n'
+                        'cameras: {a: {source: demo}}\n')
+    args = argparse.Namespace()
+    apply_config(load_config(p)[0], args)
+    assert (args.backend, args.triton_url, args.triton_model, args.triton_shm) == \
+        ("triton", "grpc://gpu-host:9001", "fw", "off")
+    assert main(["watch", "--config", str(p), "--triton-model", "other", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["triton"] == {"url": "grpc://gpu-host:9001", "model": "other",
+                                                                 "shm": "off"}
+    bad = write(tmp_path, 'triton: {url: "http://gpu-host:8000", shm: maybe}\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(bad)
+    text = str(e.value)
+    assert "triton.url:" in text and "8000 is Triton's HTTP port" in text and "triton.shm:" in text
