@@ -113,9 +113,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--triton-seconds", type=float, default=4.0, help="seconds per throughput sample")
     t.add_argument("--triton-paced", type=lambda v: () if v.strip() == "0" else _ints(v), default=(4,), help="paced 720p streams per watch row (0 = none)")
     t.add_argument("--triton-paced-seconds", type=float, default=12.0, help="seconds per paced watch row")
-    t.add_argument("--triton-servers", default="python-backend,pytriton",
-                   help="`fakewatch serve --server` kinds to compare, comma-separated; the first carries the goal and "
-                        "the paced rows (default python-backend,pytriton)")
+    t.add_argument("--triton-servers", default="python-backend,pytriton,python-backend-2x1",
+                   help="server configurations to compare (benchmarks/triton_bench.py:SERVER_CONFIGS), comma-separated;"
+                        " the first carries the goal and the paced rows (default: all three)")
     p.set_defaults(func=run)
 
 

@@ -31,6 +31,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -52,11 +53,12 @@ class _Server:
     """``fakewatch serve`` in its own process group, stopped on exit."""
 
     def __init__(self, model: Path, python: str, max_batch: int, delay_us: int, log: Path,
-                 ports: tuple[int, int, int] | None = None, server: str = "python-backend") -> None:
+                 ports: tuple[int, int, int] | None = None, server: str = "python-backend",
+                 extra: Sequence[str] = ()) -> None:
         self.grpc, self.http, self.metrics = ports or _free_ports(3)
         cmd = [sys.executable, "-m", "fakewatch", "serve", str(model), "--name", "bench", "--python", python,
                "--grpc-port", str(self.grpc), "--http-port", str(self.http), "--metrics-port", str(self.metrics),
-               "--max-batch", str(max_batch), "--max-queue-delay-us", str(delay_us), "--server", server]
+               "--max-batch", str(max_batch), "--max-queue-delay-us", str(delay_us), "--server", server, *extra]
         self.log = open(log, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 

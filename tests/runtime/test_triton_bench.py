@@ -16,10 +16,16 @@ def test_bench_triton_rows_against_a_real_server(tmp_path):
     doc = run(batches=(1, 8), rounds=1, seconds=0.3, paced=(1,), paced_seconds=3.0, out=tmp_path, python=python,
               command="test")
     thr = [r for r in doc["rows"] if r["kind"] == "throughput"]
-    modes = ["in-process onnxruntime"] + [f"triton ({s}), {k} in flight" for s in ("python-backend", "pytriton")
-                                           for k in (1, 2)]
+    kinds = ("python-backend", "pytriton", "python-backend-2x1")
+    modes = ["in-process onnxruntime", "in-process onnxruntime, 2 streams"] + [
+        f"triton ({s}), {k} in flight" for s in kinds for k in (1, 2)]
     assert [(r["batch"], r["mode"]) for r in thr] == [(b, m) for b in (1, 8) for m in modes]
-    assert doc["servers"] == ["python-backend", "pytriton"] and set(doc["server_ready_s"]) == set(doc["servers"])
+    assert doc["servers"] == list(kinds) and set(doc["server_ready_s"]) == set(doc["servers"])
+    per_core = {r["mode"]: r for r in thr if r["batch"] == 8}
+    row = per_core["triton (python-backend-2x1), 2 in flight"]       # matched with ORT's own per-core mode
+    assert row["matched_with"] == "in-process onnxruntime, 2 streams" and row["ratio_vs_matched"] == pytest.approx(
+        row["img_s_median"] / per_core["in-process onnxruntime, 2 streams"]["img_s_median"], rel=0.01)
+    assert doc["goals"]["per_core_ratio_b8_vs_streams"] == row["ratio_vs_matched"]
     for b in (1, 8):
         rows = {r["mode"]: r for r in thr if r["batch"] == b}
         base = rows["in-process onnxruntime"]["img_s_median"]
@@ -29,9 +35,9 @@ def test_bench_triton_rows_against_a_real_server(tmp_path):
             assert r["max_abs_logit_diff"] <= 1e-5          # the server runs the same model: same logits
     assert doc["goals"]["server"] == "python-backend"              # the goal is the default server's
     assert doc["goals"]["logits_met"] and doc["goals"]["throughput_ratio_b8_1_in_flight"] == \
-        {r["mode"]: r for r in thr if r["batch"] == 8}[modes[1]]["ratio_vs_in_process"]
+        {r["mode"]: r for r in thr if r["batch"] == 8}[modes[2]]["ratio_vs_in_process"]
     assert doc["goals"]["in_flight"] == 2 and doc["goals"]["throughput_ratio_b8"] == \
-        {r["mode"]: r for r in thr if r["batch"] == 8}[modes[2]]["ratio_vs_in_process"]     # as watch runs it
+        {r["mode"]: r for r in thr if r["batch"] == 8}[modes[3]]["ratio_vs_in_process"]     # as watch runs it
     assert all(r["server_timing_ms_whole_run"]["requests"] > 0 for r in thr if r["server"])
     paced = [r for r in doc["rows"] if r["kind"] == "paced"]
     assert [(r["backend"], r["in_flight"]) for r in paced] == [("onnxruntime", 1), ("triton", 1), ("triton", 2)]
