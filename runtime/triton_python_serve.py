@@ -119,6 +119,21 @@ def server_environment(dist: TritonDist, env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+WORKDIR_PREFIX = "fakewatch-serve-"
+
+
+def remove_stale_workdirs(tmp: Path | None = None) -> list[Path]:
+    """Remove the repositories of earlier ``fakewatch serve`` processes that were killed before cleaning up
+    (SIGKILL, power loss): a server restarted by a supervisor for months must not fill /tmp."""
+    removed = []
+    for d in Path(tmp or tempfile.gettempdir()).glob(WORKDIR_PREFIX + "*"):
+        pid = d.name[len(WORKDIR_PREFIX):].split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists() and d.is_dir():
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
 def _model_ready(cfg, timeout_s: float = 2.0) -> bool:
     host = "127.0.0.1" if cfg.address in ("0.0.0.0", "::", "") else cfg.address
     url = f"http://{host}:{cfg.http_port}/v2/models/{cfg.name}/ready"
@@ -133,7 +148,8 @@ def serve_python_backend(cfg, stop: threading.Event, *, spec, max_batch: int, ru
                          parameters: dict[str, str], env: dict[str, str]) -> None:
     """Run tritonserver on a generated repository until ``stop`` is set; the repository is removed afterwards."""
     dist = find_dist()
-    workdir = Path(tempfile.mkdtemp(prefix="fakewatch-serve-"))
+    remove_stale_workdirs()
+    workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
     proc = None
     try:
         repo = write_repository(cfg, spec, max_batch, parameters, workdir)

@@ -106,3 +106,17 @@ def test_python_backend_without_the_pytriton_wheel_says_how_to_get_it(monkeypatc
 def test_serve_config_refuses_an_unknown_server_kind():
     with pytest.raises(ValueError, match="--server 'docker': choose one of"):
         ServeConfig(model=DEMO, name="deepfake", server="docker")
+
+
+def test_repositories_of_killed_servers_are_removed(tmp_path):
+    import os
+
+    from fakewatch.runtime.triton_python_serve import remove_stale_workdirs
+
+    dead = tmp_path / "fakewatch-serve-999999999-abc"
+    alive = tmp_path / f"fakewatch-serve-{os.getppid()}-abc"
+    other = tmp_path / "fakewatch-serve-notapid"
+    for d in (dead, alive, other):
+        (d / "models").mkdir(parents=True)
+    assert remove_stale_workdirs(tmp_path) == [dead]
+    assert alive.is_dir() and other.is_dir() and not dead.exists()
