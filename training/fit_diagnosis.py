@@ -7,7 +7,9 @@ are rebuilt exactly as the run saw them. Per split (train / val people), AUC of 
 * ``paired_train_aug``: the training pairs themselves (``PairedSbiDataset``: landmark masks, work scale, the
   shared augmentation incl. H.264), ``--draws`` epochs' worth of draws;
 * ``paired_clean``: the same pairs without the augmentation;
-* ``val_style``: the trainer's validation fakes (``CropDataset``, ``--synth`` as trained, no augmentation).
+* ``val_style``: the trainer's validation fakes (``CropDataset``, ``--synth`` as trained, no augmentation);
+* ``paired_seen_last_epoch`` (training people, runs without ``--fresh-draws`` only): the very pairs of the
+  checkpoint's last training epoch (one fake per crop and epoch, so these are exactly what it trained on).
 
 Training-people AUC near 1 with validation-people AUC far lower = identity overfit; both low = under-trained.
 ``fakewatch eval`` on a training-people manifest adds the honest-eval generator (box masks, swaps) to the picture.
@@ -45,23 +47,33 @@ def _score_pairs(model, ds, pairs_per_batch: int) -> tuple[np.ndarray, np.ndarra
 
 
 def diagnose(checkpoint: Path, draws: int = 4, batch_size: int = 32) -> dict[str, Any]:
-    import torch
-
     from fakewatch.core.checkpoint import load_checkpoint
-    from fakewatch.training.augment import AugmentConfig
-    from fakewatch.training.dataset import CropDataset
-    from fakewatch.training.paired import PairedSbiDataset
-    from fakewatch.training.trainer import TrainConfig, predict, prepare_data
+    from fakewatch.training.trainer import TrainConfig, prepare_data
 
     model, spec, _ = load_checkpoint(checkpoint)
     conf = dict(spec.provenance["training"]["config"])
     for k in ("swap_blends", "work_scale"):
         if conf.get(k) is not None:
             conf[k] = tuple(conf[k])
+    if not conf.get("cache_dir") and (checkpoint.parent / "crop_cache").is_dir():
+        conf["cache_dir"] = str(checkpoint.parent / "crop_cache")   # the run's own crops (trainer's default)
     cfg = TrainConfig(**{**conf, "resume": False, "progress": False})
-    with tempfile.TemporaryDirectory() as tmp:
-        train_recs, val_recs, _ = prepare_data(cfg, spec, Path(tmp))
-    aug = AugmentConfig(p_h264=cfg.p_h264, p_resize=cfg.p_resize, resize_scale=(cfg.resize_min, 1.0))
+    with tempfile.TemporaryDirectory() as tmp:   # prepare_data writes split.json (and crops without a cache) here
+        return _diagnose(model, spec, conf, cfg, checkpoint, *prepare_data(cfg, spec, Path(tmp))[:2], draws,
+                         batch_size)
+
+
+def _diagnose(model, spec, conf, cfg, checkpoint, train_recs, val_recs, draws: int,
+              batch_size: int) -> dict[str, Any]:
+    import torch
+
+    from fakewatch.training.augment import AugmentConfig
+    from fakewatch.training.dataset import CropDataset
+    from fakewatch.training.paired import PairedSbiDataset
+    from fakewatch.training.trainer import predict
+
+    aug = (AugmentConfig(p_h264=cfg.p_h264, p_resize=cfg.p_resize, resize_scale=(cfg.resize_min, 1.0))
+           if cfg.augment else None)   # as the trainer builds it
     dev = torch.device("cpu")
     out: dict[str, Any] = {"checkpoint": str(checkpoint), "epoch": spec.provenance["training"].get("epoch"),
                            "train_config": {k: conf[k] for k in ("epochs", "steps_per_epoch", "batch_size", "lr",
@@ -81,6 +93,15 @@ def diagnose(checkpoint: Path, draws: int = 4, batch_size: int = 32) -> dict[str
                 ys.append(y)
                 ps.append(p)
             row[label] = _auc(np.concatenate(ys), np.concatenate(ps))
+        if name == "train_people":
+            row["paired_seen_last_epoch"] = None
+            epoch = spec.provenance["training"].get("epoch")
+            if not conf.get("fresh_draws") and epoch:
+                ds = PairedSbiDataset(recs, spec, seed=cfg.seed, augment_cfg=aug,
+                                      p_swap=cfg.p_swap if cfg.synth == "sbi+swap" else 0.0,
+                                      swap_blends=cfg.swap_blends, work_scale=cfg.work_scale)
+                ds.set_epoch(int(epoch) - 1)   # provenance epochs count from 1
+                row["paired_seen_last_epoch"] = _auc(*_score_pairs(model, ds, batch_size // 2))
         ds = CropDataset(recs, spec, synth=cfg.synth, train=False, seed=cfg.seed, sbi_copies=max(2, cfg.sbi_copies))
         y, p, _ = predict(model, ds, batch_size, dev, progress=False)
         row["val_style"] = _auc(y, p)
