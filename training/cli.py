@@ -76,6 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="--paired: resize each crop to LO..HI times the model's input width (log-uniform) before "
                         "blending, so blends and faces appear at the sizes the model sees, small faces included "
                         "(e.g. 0.4 1.6; default: blend at the crop's native size)")
+    d.add_argument("--fresh-draws", action="store_true",
+                   help="a new self-blend and augmentation draw every time an item is sampled (default: one per "
+                        "item and epoch, so a crop sampled 8 times in an epoch repeats the same fake 8 times)")
     d.add_argument("--no-augment", action="store_true", help="disable JPEG/blur/noise/flip/colour/resize augmentation")
     t = p.add_argument_group("optimisation")
     t.add_argument("--epochs", type=int, default=10)
@@ -138,7 +141,7 @@ def _run(args: argparse.Namespace) -> int:
         split_file=str(args.split) if args.split else None, balance=args.balance, sbi_mask=args.sbi_mask,
         p_h264=args.h264_aug, p_resize=args.aug_resize[0], resize_min=args.aug_resize[1],
         facemesh=str(args.facemesh) if args.facemesh else None, paired=args.paired, p_swap=args.swap_share,
-        work_scale=tuple(args.work_scale) if args.work_scale else None,
+        work_scale=tuple(args.work_scale) if args.work_scale else None, fresh_draws=args.fresh_draws,
         swap_blends=tuple(b.strip() for b in args.swap_blends.split(",") if b.strip()) if args.swap_blends else None)
     result = train(cfg)
     m = result.metrics

@@ -76,7 +76,7 @@ class CropDataset:
 
     def image(self, i: int) -> np.ndarray:
         """The uint8 BGR crop of item i after SBI and augmentation (what the model sees, before normalising)."""
-        rec, how = self.items[i]
+        rec, how = self.items[i % len(self.items)]   # i >= len: a draw-numbered index (training/draws.py)
         rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, i, int(self.train)])
         img = self._crop(rec)
         if how == "sbi":
@@ -98,4 +98,4 @@ class CropDataset:
 
         img = self.image(i)
         x = preprocess([img], [full_box(img)], self.spec)[0]   # the runtime's own crop->input function
-        return x, np.float32(self.labels[i]), i
+        return x, np.float32(self.labels[i % len(self.items)]), i

@@ -81,7 +81,7 @@ class PairedSbiDataset:
 
     def pair(self, i: int) -> tuple[np.ndarray, np.ndarray, str]:
         """(real, fake, how the fake was made) as uint8 BGR crops after the shared augmentation."""
-        rec = self.reals[i]
+        rec = self.reals[i % len(self.reals)]   # i >= len: a draw-numbered index (training/draws.py)
         rng = np.random.default_rng([self.seed, self.epoch, i, 7])
         real, box, lm_scale = self._crop(rec), rec.face_box, 1.0
         if self.work_scale is not None:

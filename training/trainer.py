@@ -65,6 +65,7 @@ class TrainConfig:
     p_swap: float = 0.0                    # paired: share of fakes that are face swaps between training people
     swap_blends: tuple[str, ...] | None = None   # paired swaps: blends to use (default all; hold one out to test it)
     work_scale: tuple[float, float] | None = None  # paired: blend at crop width s x input width, s in [lo, hi]
+    fresh_draws: bool = False              # a new fake/augmentation for every sampled item (training/draws.py)
 
 
 @dataclass
@@ -322,6 +323,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         train_ds.set_epoch(epoch)
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
         sampler = WeightedRandomSampler(weights, num_samples=steps * loader_batch, replacement=True, generator=gen)
+        if cfg.fresh_draws:
+            from fakewatch.training.draws import DrawSampler
+            sampler = DrawSampler(sampler, len(train_ds))
         loader = DataLoader(train_ds, batch_size=loader_batch, sampler=sampler, num_workers=cfg.workers,
                             drop_last=True)
         _set_train_mode(model, cfg.freeze_blocks)

@@ -1,6 +1,8 @@
 """--paired: each real crop with a fake made from it, both through one augmentation draw (the SBI paper's batches)."""
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -77,9 +79,11 @@ def test_paired_training_runs_through_the_cli(tmp_path):
     assert main(["train", str(tmp_path / "d"), "-o", str(out), "--synth", "sbi+swap", "--paired",
                  "--swap-blends", "laplacian", "--variant", "test", "--init", "random", "--roi", "full",
                  "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4", "--val-frac", "0.5",
-                 "--no-progress"]) == 0
+                 "--no-progress", "--fresh-draws"]) == 0
     cfg = json.loads((out / "history.json").read_text())
     assert len(cfg) == 1 and np.isfinite(cfg[0]["train_loss"])
+    from fakewatch.core.checkpoint import load_checkpoint
+    assert load_checkpoint(out / "best.pt")[1].provenance["training"]["config"]["fresh_draws"] is True
     assert main(["train", str(tmp_path / "d"), "-o", str(tmp_path / "r2"), "--paired", "--variant", "test",
                  "--init", "random", "--roi", "full", "--no-progress"]) == 1
 
@@ -95,3 +99,43 @@ def test_work_scale_blends_at_the_model_s_size_and_scales_box_and_landmarks(tmp_
     assert wide.pair(0)[0].shape[1] == 2 * w_in
     with pytest.raises(ValueError, match="work_scale"):
         PairedSbiDataset(records, tiny_spec, work_scale=(1.0, 0.5))
+
+
+def test_paired_dataset_repeats_a_fake_per_epoch_but_not_per_draw(tmp_path, tiny_spec):
+    ds = PairedSbiDataset(_records(tmp_path, tiny_spec), tiny_spec, seed=0, augment_cfg=None)
+    n = len(ds)
+    ds.set_epoch(2)
+    a, b = ds.pair(1)[1], ds.pair(1)[1]
+    assert np.array_equal(a, b)                           # the old behaviour: same index -> same fake
+    c = ds.pair(1 + n)[1]                                 # same record, another draw
+    assert c.shape[:2] == a.shape[:2] and not np.array_equal(a, c)
+    assert np.array_equal(ds.pair(1)[0], ds.pair(1 + n)[0])   # no augmentation: the real half is the same crop
+    assert np.array_equal(ds.pair(1 + n)[1], c)           # reproducible
+    x, y, i = ds[1 + n]
+    assert x.shape[0] == 2 and list(y) == [0.0, 1.0] and i == 1 + n
+
+
+def test_fit_diagnosis_scores_training_and_validation_people_from_the_checkpoint_alone(tmp_path):
+    pytest.importorskip("torch")
+    from fakewatch.cli import main
+    from fakewatch.training.fit_diagnosis import diagnose
+
+    rng = np.random.default_rng(2)
+    for k in range(4):
+        (tmp_path / "d" / "real" / f"p{k}").mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "d" / "real" / f"p{k}" / "a.png"),
+                    cv2.GaussianBlur(rng.integers(0, 255, (64, 64, 3), np.uint8), (0, 0), 1.5))
+    out = tmp_path / "run"
+    assert main(["train", str(tmp_path / "d"), "-o", str(out), "--synth", "sbi", "--paired", "--variant", "test",
+                 "--init", "random", "--roi", "full", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "4",
+                 "--val-frac", "0.5", "--no-progress", "--no-augment"]) == 0
+    res = diagnose(out / "best.pt", draws=1, batch_size=4)
+    split = json.loads((out / "split.json").read_text())["split"]
+    assert res["train_people"]["people"] == sorted(p for p, s in split.items() if s == "train")
+    assert res["val_people"]["people"] == sorted(p for p, s in split.items() if s == "val")
+    for part in ("train_people", "val_people"):
+        for k in ("paired_train_aug", "paired_clean", "val_style"):
+            assert 0.0 <= res[part][k] <= 1.0
+    # one fake per crop and epoch without --fresh-draws: the last epoch's pairs can be rebuilt and scored
+    assert 0.0 <= res["train_people"]["paired_seen_last_epoch"] <= 1.0
+    assert res["train_config"]["paired"] is True
