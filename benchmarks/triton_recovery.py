@@ -45,11 +45,11 @@ def _wait(cond, timeout_s: float, what: str) -> float:
     raise RuntimeError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
-def run(cycles: int, down_s: float, python: str, tmp: Path) -> dict:
+def run(cycles: int, down_s: float, python: str, tmp: Path, delay_us: int = 2000) -> dict:
     from fakewatch.core.triton import parse_metrics
 
     log = tmp / "serve.log"
-    server = _Server(DEMO, python, 8, 2000, log)
+    server = _Server(DEMO, python, 8, delay_us, log)
     ports = (server.grpc, server.http, server.metrics)
     server.wait_ready()
     outs = [tmp / f"client{i}.jsonl" for i in range(2)]
@@ -73,7 +73,7 @@ def run(cycles: int, down_s: float, python: str, tmp: Path) -> dict:
             killed = time.time()
             time.sleep(down_s)
             alive = [p.poll() is None for p in procs]
-            server = _Server(DEMO, python, 8, 2000, log, ports)
+            server = _Server(DEMO, python, 8, delay_us, log, ports)
             ready = server.wait_ready()
             back = [_wait(lambda o=o: any(r["type"] == "frame" and r["ts"] > ready for r in _records(o)), 120,
                           "frames after the restart") for o in outs]
@@ -106,7 +106,8 @@ def write(res: dict, out: Path) -> None:
     m = res["merged_while_both_run"]
     lines = ["# Two watch processes on one Triton server: merged batches, kill/restart recovery", "",
              f"Command: `{res['command']}`. Model {res['model']}, source {res['source']}, all on this machine; "
-             f"in flight: {res.get('in_flight', '1 batch')}. Load before: `{res.get('load_before', 'not recorded')}`; "
+             f"in flight: {res.get('in_flight', '1 batch')}; server queue delay "
+             f"{res.get('max_queue_delay_us', 2000)} us. Load before: `{res.get('load_before', 'not recorded')}`; "
              f"after: `{res.get('load_after', 'not recorded')}`.", "",
              f"While both clients ran ({m['window_s']:g} s): {m['requests']} requests in {m['executions']} "
              f"executions (Triton metrics `nv_inference_request_success` / `nv_inference_exec_count`).", "",
@@ -125,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--down", type=float, default=2.0, help="seconds the server stays dead per cycle")
     ap.add_argument("--python", default=None, help="server interpreter (default: as `fakewatch serve` finds it)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/triton"))
+    ap.add_argument("--delay-us", type=int, default=2000,
+                    help="the server's dynamic-batcher queue delay (fakewatch serve --max-queue-delay-us)")
     args = ap.parse_args(argv)
     from fakewatch.runtime.serve_cli import server_python
 
@@ -133,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = _load()
     with tempfile.TemporaryDirectory(prefix="fakewatch-triton-recovery-") as tmp:
-        res = run(args.cycles, args.down, python, Path(tmp))
-    res.update(load_before=load_before, load_after=_load(), in_flight="watch default (2 batches on triton)")
+        res = run(args.cycles, args.down, python, Path(tmp), args.delay_us)
+    res.update(max_queue_delay_us=args.delay_us, load_before=load_before, load_after=_load(), in_flight="watch default (2 batches on triton)")
     write(res, args.out)
     print((args.out / "recovery.md").read_text())
     return 0
