@@ -43,11 +43,14 @@ def test_decode_params():
     assert decode_params(1) == [cv2.CAP_PROP_N_THREADS, 1]
 
 
-def _collect(group, n, timeout_s=20.0):
+def _collect(group, n, timeout_s=20.0, ids=()):
+    """At least ``n`` frames, and at least one from each source in ``ids`` (unpaced sources start in any order:
+    a busy machine can deliver ten frames of one before the other's first)."""
     import time
 
     frames, end = [], time.monotonic() + timeout_s
-    while len(frames) < n and time.monotonic() < end and not group.all_finished:
+    while (len(frames) < n or not set(ids) <= {f.source_id for f in frames}) and time.monotonic() < end \
+            and not group.all_finished:
         frames += group.wait_frames(0.2)
     return frames
 
@@ -73,7 +76,7 @@ def test_group_scales_decoded_file_frames_in_the_reader(video_25fps):
     group = SourceGroup(srcs, on_event=events.append, working_size=WorkingSize(120), decode_threads=1)
     assert all(s.decode_threads == 1 for s in srcs)
     with group:
-        frames = _collect(group, 10)
+        frames = _collect(group, 10, ids=("big", "small"))
     big = [f for f in frames if f.source_id == "big"]
     small = [f for f in frames if f.source_id == "small"]
     assert big and small
