@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     load_before = _load()
     with tempfile.TemporaryDirectory(prefix="fakewatch-triton-recovery-") as tmp:
         res = run(args.cycles, args.down, python, Path(tmp), args.delay_us)
-    res.update(max_queue_delay_us=args.delay_us, load_before=load_before, load_after=_load(), in_flight="watch default (2 batches on triton)")
+    res.update(max_queue_delay_us=args.delay_us, load_before=load_before, load_after=_load(),
+               in_flight="watch default (2 batches on triton)")
     write(res, args.out)
     print((args.out / "recovery.md").read_text())
     return 0

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fakewatch.runtime.triton_serve import SERVERS
+
 ENV_VAR = "FAKEWATCH_PYTRITON_PYTHON"
 #: what `make pytriton-env` builds, relative to the repository root / current directory
 DEFAULT_ENV = Path(".venv-pytriton") / "bin" / "python"
@@ -42,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "already that size runs without waiting for the queue delay)")
     p.add_argument("--instances", type=int, default=1, help="model instances (one runner each)")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads per instance (0 = default)")
-    p.add_argument("--server", default="python-backend", choices=("python-backend", "pytriton"),
+    p.add_argument("--server", default="python-backend", choices=tuple(SERVERS),
                    help="how Triton hosts the runner: python-backend (default; Triton's python backend runs it, one "
                         "shared-memory hop per batch) or pytriton (PyTriton's proxy forwards batches to the serve "
                         "process)")

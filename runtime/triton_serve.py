@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preferred-batch", type=int, nargs="*", default=[])
     p.add_argument("--instances", type=int, default=1)
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--server", default="python-backend", choices=("python-backend", "pytriton"))
+    p.add_argument("--server", default="python-backend", choices=tuple(SERVERS))
     p.add_argument("--spin", action=argparse.BooleanOptionalAction, default=True)
     return p
 

@@ -27,6 +27,7 @@ from fakewatch.core.triton import TritonUrl, input_wire_dtype, max_batch_size, p
 from fakewatch.runtime.backends.base import BackendError, BackendUnavailable, Runner
 from fakewatch.runtime.backends.triton_shm import LOOPBACK, InputSlots
 from fakewatch.runtime.backends.triton_stats import ServerTimingSampler, StatsSnapshot
+from fakewatch.runtime.inflight import ASYNC_IN_FLIGHT
 from fakewatch.runtime.latency import SERVER_STAGES
 
 #: gRPC status codes that mean "the request itself is wrong": retrying cannot help
@@ -79,11 +80,10 @@ def fetch_config(url: TritonUrl, model: str, timeout_s: float = 5.0) -> dict[str
                 if index is None or model in index:
                     # still loading (listed, not READY), or a server that hides its index (PyTriton) and may be
                     # loading it now: connect() waits for it; a model that never appears ends in this error
-                    state = index.get(model) if index else None
-                    raise BackendUnavailable(f"Triton server at {url} has no model {model!r} ready ("
-                                             + (f"state {state or 'unknown'}" if index else
-                                                "the server does not list its models")
-                                             + "); check --triton-model") from None
+                    why = "the server does not list its models" if index is None else \
+                        f"state {index[model] or 'unknown'}"
+                    raise BackendUnavailable(f"Triton server at {url} has no model {model!r} ready ({why}); check "
+                                             f"--triton-model") from None
                 raise BackendError(f"Triton server at {url} has no model {model!r}; it serves "
                                    f"{sorted(n for n in index if n) or 'none'} (pass one of them with "
                                    f"--triton-model)") from None
@@ -185,7 +185,8 @@ class TritonRunner(Runner):
         item = 3 * self.spec.height * self.spec.width * (2 if self._wire_dtype == "FP16" else 4)
         slots = None
         try:
-            slots = InputSlots.for_batches(self.max_batch or 16, item, in_flight=2, tag=f"{id(self):x}")
+            slots = InputSlots.for_batches(self.max_batch or 16, item, in_flight=ASYNC_IN_FLIGHT,
+                                           tag=f"{id(self):x}")
             if slots is None:
                 raise ValueError(f"a batch of {self.max_batch} inputs needs more than the per-runner cap")
             slots.register(self._client, self.timeout_s)
