@@ -27,12 +27,16 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from fakewatch.core.stale import remove_dead_owners
 from fakewatch.core.triton import model_config_text, preferred_batches
 
 #: the python backend's shared memory with each stub: start big enough for a batch of 16 at 380 px, grow by 16 MB
 SHM_DEFAULT_BYTES = 32 * 1024 * 1024
 SHM_GROWTH_BYTES = 16 * 1024 * 1024
 READY_TIMEOUT_S = 180.0
+#: the python backend names its regions <prefix><uuid>; the prefix carries the serve process id
+SHM_REGION_PREFIX = "fakewatch_serve_"
+SHM_DIR = Path("/dev/shm")
 
 MODEL_PY = '''# written by `fakewatch serve`: Triton's python backend imports this file; the model itself is fakewatch's
 from fakewatch.runtime.triton_stub_model import TritonPythonModel  # noqa: F401
@@ -125,13 +129,27 @@ WORKDIR_PREFIX = "fakewatch-serve-"
 def remove_stale_workdirs(tmp: Path | None = None) -> list[Path]:
     """Remove the repositories of earlier ``fakewatch serve`` processes that were killed before cleaning up
     (SIGKILL, power loss): a server restarted by a supervisor for months must not fill /tmp."""
-    removed = []
-    for d in Path(tmp or tempfile.gettempdir()).glob(WORKDIR_PREFIX + "*"):
-        pid = d.name[len(WORKDIR_PREFIX):].split("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists() and d.is_dir():
-            shutil.rmtree(d, ignore_errors=True)
-            removed.append(d)
-    return removed
+    return remove_dead_owners(Path(tmp or tempfile.gettempdir()), WORKDIR_PREFIX, sep="-")
+
+
+def remove_stale_server_regions(shm_dir: Path = SHM_DIR) -> list[Path]:
+    """Unlink the python backend's shared-memory regions (32 MB and more each) of servers whose ``fakewatch serve``
+    process is gone: tritonserver removes them on a clean stop, not when its process group is SIGKILLed."""
+    return remove_dead_owners(shm_dir, SHM_REGION_PREFIX)
+
+
+def die_with_parent():
+    """A ``preexec_fn`` that makes the child get SIGTERM when this process dies, even by SIGKILL (Linux
+    ``PR_SET_PDEATHSIG``): an orphaned tritonserver would keep the ports and the shared memory of a dead serve.
+    None where prctl is not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl    # resolved before the fork: the child only calls it
+    pr_set_pdeathsig = 1
+    return lambda: prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
 
 
 def _model_ready(cfg, timeout_s: float = 2.0) -> bool:
@@ -149,13 +167,14 @@ def serve_python_backend(cfg, stop: threading.Event, *, spec, max_batch: int, ru
     """Run tritonserver on a generated repository until ``stop`` is set; the repository is removed afterwards."""
     dist = find_dist()
     remove_stale_workdirs()
+    remove_stale_server_regions()
     workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
     proc = None
     try:
         repo = write_repository(cfg, spec, max_batch, parameters, workdir)
         backends = prepare_backends(dist, workdir)
-        cmd = server_command(dist, repo, backends, cfg, shm_prefix=f"fakewatch_{os.getpid()}_")
-        proc = subprocess.Popen(cmd, env=server_environment(dist, env))
+        cmd = server_command(dist, repo, backends, cfg, shm_prefix=f"{SHM_REGION_PREFIX}{os.getpid()}_")
+        proc = subprocess.Popen(cmd, env=server_environment(dist, env), preexec_fn=die_with_parent())
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not _model_ready(cfg):
             if proc.poll() is not None:

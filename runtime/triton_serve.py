@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fakewatch.core.stale import remove_dead_owners
 from fakewatch.core.triton import preferred_batches, spec_parameters
 
 
@@ -111,6 +112,8 @@ def _infer_function(runner, spec):
 
 #: PyTriton waits 1 s for its model stub's config handshake; a busy machine (CI, 2 shared cores) needs longer
 HANDSHAKE_TIMEOUT_S = 60.0
+#: where POSIX shared memory lives (PyTriton's leftovers of killed servers are removed from here)
+SHM_DIR = Path("/dev/shm")
 
 
 def _patient_handshake() -> None:
@@ -152,6 +155,8 @@ def _serve_pytriton(cfg: ServeConfig, stop: threading.Event) -> None:
     from fakewatch.runtime.backends import load_runner
 
     _patient_handshake()
+    # PyTriton names its servers' shared memory pytrtion<pid>-<hash> (sic) and leaves it behind when SIGKILLed
+    remove_dead_owners(SHM_DIR, "pytrtion", sep="-")
     runners = [load_runner(cfg.model, cfg.backend, **cfg.runner_options).activate() for _ in range(cfg.instances)]
     spec = runners[0].spec
     max_batch = min(cfg.max_batch, runners[0].max_batch or cfg.max_batch)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fakewatch.core.stale import remove_dead_owners
+
 PREFIX = "fakewatch_triton_"
 #: at most this much shared memory per runner (Docker's default /dev/shm is 64 MB)
 MAX_BYTES = 48 * 1024 * 1024
@@ -27,19 +29,7 @@ SHM_DIR = Path("/dev/shm")
 
 def remove_stale(shm_dir: Path = SHM_DIR) -> list[str]:
     """Unlink regions left by fakewatch clients whose process is gone; returns their names."""
-    removed = []
-    for path in shm_dir.glob(PREFIX + "*") if shm_dir.is_dir() else ():
-        try:
-            pid = int(path.name[len(PREFIX):].split("_")[0])
-        except ValueError:
-            continue
-        if pid != os.getpid() and not Path(f"/proc/{pid}").exists():
-            try:
-                path.unlink()
-                removed.append(path.name)
-            except OSError:
-                pass
-    return removed
+    return [p.name for p in remove_dead_owners(shm_dir, PREFIX)]
 
 
 class InputSlots:

@@ -120,3 +120,53 @@ def test_repositories_of_killed_servers_are_removed(tmp_path):
         (d / "models").mkdir(parents=True)
     assert remove_stale_workdirs(tmp_path) == [dead]
     assert alive.is_dir() and other.is_dir() and not dead.exists()
+
+
+def test_shared_memory_of_killed_servers_is_removed(tmp_path):
+    import os
+
+    from fakewatch.runtime.triton_python_serve import SHM_REGION_PREFIX, remove_stale_server_regions
+
+    dead = tmp_path / f"{SHM_REGION_PREFIX}999999999_1f0e"
+    alive = tmp_path / f"{SHM_REGION_PREFIX}{os.getppid()}_1f0e"
+    client = tmp_path / "fakewatch_triton_999999999_in"       # a client's region: not the server's to remove
+    for p in (dead, alive, client):
+        p.write_bytes(b"\0" * 64)
+    assert remove_stale_server_regions(tmp_path) == [dead]
+    assert alive.exists() and client.exists() and not dead.exists()
+
+
+def test_the_server_process_dies_with_a_killed_serve(tmp_path):
+    """SIGKILL of the serve process must not leave tritonserver (here: a sleeping child) running as an orphan."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pidfile = tmp_path / "child.pid"
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        "from fakewatch.runtime.triton_python_serve import die_with_parent\n"
+        "child = subprocess.Popen(['sleep', '600'], preexec_fn=die_with_parent())\n"
+        f"open({str(pidfile)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(600)\n")])
+    try:
+        deadline = time.monotonic() + 60
+        while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        child = int(pidfile.read_text())
+        assert os.path.exists(f"/proc/{child}")
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:
+            with open(f"/proc/{child}/stat") as f:        # a zombie of init counts as gone
+                if f.read().split(")")[-1].split()[0] == "Z":
+                    break
+            time.sleep(0.1)
+        else:
+            assert not os.path.exists(f"/proc/{child}"), "the child outlived its SIGKILLed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
