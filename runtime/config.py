@@ -1,12 +1,12 @@
 """``fakewatch watch --config cameras.yaml``: one YAML file of named cameras, model, decision settings and outputs.
 
 The file is validated on load by the pydantic models of ``config_models.py`` (unknown keys, bad URLs, out-of-range
-numbers and missing environment variables are reported together, one line each, naming the key path). Secrets are ``${ENV_VAR}``
-references, substituted at load time and never required in the file; ``--print-config`` shows them as the reference
-(or ``***`` when written in the file) and redacts credentials in URLs. Command-line flags override the file.
-``docs/config.schema.json`` is generated from these models (``python -m fakewatch.runtime.config --schema``) and
-``tests/runtime/test_config.py`` checks it is current; editors can validate a file with it
-(``# yaml-language-server: $schema=...``).
+numbers and missing environment variables are reported together, one line each, naming the key path). Secrets are
+``${ENV_VAR}`` references, substituted at load time and never required in the file; ``--print-config`` shows them as
+the reference (or ``***`` when written in the file) and redacts credentials in URLs. Command-line flags override the
+file. ``docs/config.schema.json`` is generated from these models (``python -m fakewatch.runtime.config --schema``) and
+``tests/runtime/test_config.py`` checks it is current; editors can validate a file with it (``# yaml-language-server:
+$schema=...``).
 """
 from __future__ import annotations
 
