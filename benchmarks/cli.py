@@ -115,7 +115,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--triton-paced-seconds", type=float, default=12.0, help="seconds per paced watch row")
     t.add_argument("--triton-servers", default="python-backend,pytriton,python-backend-2x1",
                    help="server configurations to compare (benchmarks/triton_bench.py:SERVER_CONFIGS), comma-separated;"
-                        " the first carries the goal and the paced rows (default: all three)")
+                        " the first carries the goal and the paced rows")
     p.set_defaults(func=run)
 
 

@@ -27,23 +27,37 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
 OUT = Path("benchmarks") / "results" / "triton_bench"
-#: server configurations: name -> (`fakewatch serve --server` kind, more serve flags, the in-process mode it is
-#: matched with). The first named in a run is the default server and carries the goal. `python-backend-2x1` is the
-#: per-core CPU deployment (two model instances of one thread each), matched with ONNX Runtime's own per-core mode
-#: (runner option streams=2: each half batch on one thread).
 LOCAL = "in-process onnxruntime"
 LOCAL_STREAMS = "in-process onnxruntime, 2 streams"
-SERVER_CONFIGS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "python-backend": ("python-backend", (), LOCAL),
-    "pytriton": ("pytriton", (), LOCAL),
-    "python-backend-2x1": ("python-backend", ("--instances", "2", "--threads", "1"), LOCAL_STREAMS),
+
+
+class ServerConfig(NamedTuple):
+    """One server configuration of the comparison, and how its client talks to it."""
+
+    server: str                      # `fakewatch serve --server` kind
+    serve_flags: tuple[str, ...]     # more `fakewatch serve` flags
+    matched: str                     # the in-process mode it is compared with, besides plain ONNX Runtime
+    client: dict[str, Any] = {}      # TritonRunner options ({} = as `watch` runs it)
+
+
+#: The first named in a run carries the goal. `-calls` / `-stream`: one gRPC call per request or every request on
+#: one bidirectional stream (runtime/backends/triton_stream.py), whatever `watch` defaults to. `python-backend-2x1`
+#: is the per-core CPU deployment (two model instances of one thread each), matched with ONNX Runtime's own
+#: per-core mode (runner option streams=2: each half batch on one thread).
+SERVER_CONFIGS: dict[str, ServerConfig] = {
+    "python-backend": ServerConfig("python-backend", (), LOCAL),
+    "python-backend-calls": ServerConfig("python-backend", (), LOCAL, {"stream": False}),
+    "python-backend-stream": ServerConfig("python-backend", (), LOCAL, {"stream": True}),
+    "pytriton": ServerConfig("pytriton", (), LOCAL),
+    "python-backend-2x1": ServerConfig("python-backend", ("--instances", "2", "--threads", "1"), LOCAL_STREAMS),
 }
-SERVERS = tuple(SERVER_CONFIGS)
+#: what `fakewatch bench --triton` compares unless told (--triton-servers)
+SERVERS = ("python-backend", "pytriton", "python-backend-2x1")
 FPS = 30
 MODEL_NAME = "bench"
 THROUGHPUT_GOAL = 0.8
@@ -77,9 +91,10 @@ def throughput_rows(model: Path, urls: dict[str, str], batches: Sequence[int], r
     with ExitStack() as stack:
         local = stack.enter_context(load_runner(model, "onnxruntime"))
         locals_ = {LOCAL: local}
-        if any(SERVER_CONFIGS[k][2] != LOCAL for k in urls):
+        if any(SERVER_CONFIGS[k].matched != LOCAL for k in urls):
             locals_[LOCAL_STREAMS] = stack.enter_context(load_runner(model, "onnxruntime", streams=2))
-        remotes = {k: stack.enter_context(TritonRunner.connect(u, MODEL_NAME)) for k, u in urls.items()}
+        remotes = {k: stack.enter_context(TritonRunner.connect(u, MODEL_NAME, **SERVER_CONFIGS[k].client))
+                   for k, u in urls.items()}
         for batch in batches:
             x = np.random.default_rng(batch).standard_normal((batch, 3, *local.spec.input_size)).astype(np.float32)
             diffs = {k: max(float(np.max(np.abs(local.infer(xi) - r.infer(xi)))) for xi in (x, np.clip(x * 3, -5, 5)))
@@ -94,7 +109,7 @@ def throughput_rows(model: Path, urls: dict[str, str], batches: Sequence[int], r
             base = float(np.median(samples[LOCAL]))
             for name, v in samples.items():
                 med, server = float(np.median(v)), modes[name][0]
-                matched = SERVER_CONFIGS[server][2] if server else name
+                matched = SERVER_CONFIGS[server].matched if server else name
                 rows.append({"kind": "throughput", "mode": name, "server": server, "batch": batch,
                              "img_s_median": round(med, 1), "img_s_runs": [round(s, 1) for s in v],
                              "ratio_vs_in_process": round(med / base, 3), "matched_with": matched,
@@ -107,7 +122,8 @@ def throughput_rows(model: Path, urls: dict[str, str], batches: Sequence[int], r
 
 
 # ---------------------------------------------------------------------------------------------------- paced rows
-def paced_row(video: Path, n: int, seconds: float, backend: str, url: str | None, in_flight: int) -> dict:
+def paced_row(video: Path, n: int, seconds: float, backend: str, url: str | None, in_flight: int,
+              client: dict[str, Any] | None = None) -> dict:
     from fakewatch.runtime.backends import load_runner
     from fakewatch.runtime.pipeline import Pipeline, WatchConfig
     from fakewatch.runtime.watch_cli import DEMO_MODEL
@@ -116,7 +132,7 @@ def paced_row(video: Path, n: int, seconds: float, backend: str, url: str | None
     if backend == "triton":
         from fakewatch.runtime.backends.triton_runner import TritonRunner
 
-        runner = TritonRunner.connect(url, MODEL_NAME)
+        runner = TritonRunner.connect(url, MODEL_NAME, **(client or {}))
     else:   # one classifier thread, as `fakewatch bench --face-roi` runs it (two sessions on 2 cores fight)
         runner = load_runner(DEMO_MODEL, "onnxruntime", intra_op_threads=1)
     sources = [open_source(str(video), source_id=f"cam{i}", pace=True, loop=True) for i in range(n)]
@@ -157,7 +173,7 @@ def run(batches: Sequence[int] = (1, 8), rounds: int = 3, seconds: float = 4.0, 
     unknown = [k for k in servers if k not in SERVER_CONFIGS]
     if unknown or not servers:     # before anything starts
         raise ValueError(f"--triton-servers {','.join(servers) or '(none)'}: choose one or more of "
-                         f"{', '.join(SERVERS)}")
+                         f"{', '.join(SERVER_CONFIGS)}")
     from tqdm import tqdm
 
     from fakewatch.benchmarks.face_media import carphone, upscaled
@@ -174,9 +190,9 @@ def run(batches: Sequence[int] = (1, 8), rounds: int = 3, seconds: float = 4.0, 
     try:
         for kind in servers:       # one at a time: startup times are part of the record
             t0 = time.monotonic()
-            server_kind, extra, _ = SERVER_CONFIGS[kind]
-            started[kind] = _Server(Path(DEMO_MODEL), python, max(8, *batches), delay_us, log, server=server_kind,
-                                    extra=extra)
+            cfg = SERVER_CONFIGS[kind]
+            started[kind] = _Server(Path(DEMO_MODEL), python, max(8, *batches), delay_us, log, server=cfg.server,
+                                    extra=cfg.serve_flags)
             started[kind].wait_ready()
             ready_s[kind] = round(time.monotonic() - t0, 1)
         urls = {k: f"grpc://127.0.0.1:{s.grpc}" for k, s in started.items()}
@@ -185,7 +201,8 @@ def run(batches: Sequence[int] = (1, 8), rounds: int = 3, seconds: float = 4.0, 
         jobs = [(n, b, k) for n in paced for b, k in (("onnxruntime", 1), ("triton", 1), ("triton", 2))]
         for n, backend, k in tqdm(jobs, desc="paced watch rows", unit="row"):
             row = _paced_in_subprocess({"video": str(video), "n": n, "seconds": paced_seconds, "backend": backend,
-                                        "url": url, "in_flight": k}, timeout=paced_seconds * 6 + 120)
+                                        "url": url, "in_flight": k, "client": SERVER_CONFIGS[servers[0]].client},
+                                       timeout=paced_seconds * 6 + 120)
             print(json.dumps({k2: row.get(k2) for k2 in ("backend", "in_flight", "streams", "processed_min",
                                                          "p99_ms", "status")}), flush=True)
             rows.append(row)
@@ -322,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.row:
         a = json.loads(args.row)
-        print(json.dumps(paced_row(Path(a["video"]), a["n"], a["seconds"], a["backend"], a["url"], a["in_flight"])))
+        print(json.dumps(paced_row(Path(a["video"]), a["n"], a["seconds"], a["backend"], a["url"], a["in_flight"],
+                                   a.get("client"))))
         return 0
     ap.error("run it as `fakewatch bench --triton` (this entry point only runs single rows)")
     return 2

@@ -14,4 +14,5 @@ CLI_KEYS: dict[str, tuple] = {
     "mqtt": ("mqtt", "url"), "metrics_port": ("metrics", "port"), "metrics_host": ("metrics", "host"),
     "snapshots": ("snapshots", "dir"), "http": ("dashboard", "listen"), "http_token": ("dashboard", "token"),
     "triton_url": ("triton", "url"), "triton_model": ("triton", "model"), "triton_shm": ("triton", "shm"),
+    "triton_stream": ("triton", "stream"),
 }

@@ -176,6 +176,7 @@ class TritonSettings(_Strict):
     model: str = Field("deepfake", description="model name on the server; its config carries the contract")
     shm: Literal["auto", "on", "off"] = Field("auto", description="input batches through system shared memory "
                                                                   "(auto: for a server on this machine)")
+    stream: bool = Field(False, description="every request on one gRPC bidirectional stream instead of one call each")
 
     @field_validator("url")
     @classmethod

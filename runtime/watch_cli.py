@@ -50,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--triton-shm", choices=("auto", "on", "off"), default="auto",
                    help="--backend triton: send input batches through system shared memory (auto: when the server "
                         "is on this machine and can map it; on: require it; off: gRPC bytes)")
+    p.add_argument("--triton-stream", action=argparse.BooleanOptionalAction, default=False,
+                   help="--backend triton: send every request on one gRPC bidirectional stream instead of one call "
+                        "each (less client and server CPU per request; perf_analyzer's --streaming)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                    help="onnxruntime/torch device (default: auto for onnxruntime, cpu for torch and openvino)")
     p.add_argument("--threads", type=int, default=0,
@@ -253,7 +256,8 @@ def _run_watch(args: argparse.Namespace) -> int:
         if args.model is not None or args.device or args.threads or args.streams:
             raise ValueError("--backend triton runs the model on the Triton server: drop --model/--device/--threads/"
                              "--streams (the server's config decides them), pass --triton-url and --triton-model")
-        runner = TritonRunner.connect(args.triton_url, args.triton_model, shm=args.triton_shm)
+        runner = TritonRunner.connect(args.triton_url, args.triton_model, shm=args.triton_shm,
+                                      stream=args.triton_stream)
         model, backend = runner.artifact, "triton"
     else:
         model = resolve_model(args.model)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout   # a builtin TimeoutError only from 3.11
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ from fakewatch.core.triton import TritonUrl, input_wire_dtype, max_batch_size, p
 from fakewatch.runtime.backends.base import BackendError, BackendUnavailable, Runner
 from fakewatch.runtime.backends.triton_shm import LOOPBACK, InputSlots
 from fakewatch.runtime.backends.triton_stats import ServerTimingSampler, StatsSnapshot
+from fakewatch.runtime.backends.triton_stream import RequestStream
 from fakewatch.runtime.inflight import ASYNC_IN_FLIGHT
 from fakewatch.runtime.latency import SERVER_STAGES
 
@@ -98,16 +99,23 @@ class TritonRunner(Runner):
     ``connect_timeout_s`` (how long :meth:`connect` waits for a server that is still starting), ``stats_interval_s``
     (how often Triton's statistics are sampled for the server_queue / server_compute stages; 0 = never), ``shm``
     (auto|on|off: input batches through system shared memory, runtime/backends/triton_shm.py; auto = for a
-    loopback URL, falling back to gRPC bytes when the server cannot map it)."""
+    loopback URL, falling back to gRPC bytes when the server cannot map it), ``stream`` (all requests on one gRPC
+    bidirectional stream instead of one call each: runtime/backends/triton_stream.py)."""
 
     name = "triton"
 
     def __init__(self, artifact: str | Path, spec: ModelSpec, *, url: str = "grpc://127.0.0.1:8001",
                  model: str = "deepfake", timeout_s: float = 5.0, backoff_s: tuple[float, float] = (0.2, 1.0),
-                 stats_interval_s: float = 0.5, shm: str = "auto", **options: Any) -> None:
-        super().__init__(artifact, spec, url=url, model=model, timeout_s=timeout_s, shm=shm, **options)
+                 stats_interval_s: float = 0.5, shm: str = "auto", stream: bool = False, **options: Any) -> None:
+        super().__init__(artifact, spec, url=url, model=model, timeout_s=timeout_s, shm=shm, stream=stream,
+                         **options)
         if shm not in SHM_MODES:
             raise ValueError(f"triton shm must be one of {SHM_MODES}, got {shm!r}")
+        if not isinstance(stream, bool):
+            raise ValueError(f"triton stream must be true or false, got {stream!r}")
+        self.stream = stream
+        self._stream: RequestStream | None = None
+        self._retired: list[Any] = []        # clients replaced after a failure, closed from the calling thread
         self.shm = shm
         self.shm_note = ""                   # why shared memory is off, when auto turned it off
         self._slots: InputSlots | None = None
@@ -215,17 +223,37 @@ class TritonRunner(Runner):
                 self.server_timing = self.fetch_server_timing()
             except Exception:  # a dead server has no statistics; the run's results stand without them
                 self.server_timing = {}
+            if self._stream is not None:
+                self._stream.close()
+                self._stream = None
             if self._slots is not None:
                 self._slots.close(self._client)
                 self._slots = None
             self._client.close()
             self._client = None
+        self._close_retired()
+
+    def _close_retired(self) -> None:
+        """Close clients replaced after a failure. Never from a gRPC callback: closing a stream joins its reader
+        thread, which is where a stream's callbacks run."""
+        with self._lock:
+            retired, self._retired = self._retired, []
+        for client in retired:
+            if self._stream is not None and self._stream.client is client:
+                self._stream.close()
+                self._stream = None
+            try:
+                client.close()
+            except Exception:    # already closed or its channel is gone: nothing to release
+                pass
 
     # ------------------------------------------------------------------ inference
     def infer_async(self, batch: np.ndarray) -> Future:
         """Send one batch without waiting; the Future yields (N, num_outputs) float32 logits or raises
         BackendUnavailable / BackendError."""
         fut: Future = Future()
+        if self._retired:
+            self._close_retired()
         now = time.monotonic()
         if now < self._retry_at:
             self._lost()
@@ -242,26 +270,42 @@ class TritonRunner(Runner):
         else:   # remote server, shared memory off, or every slot in flight
             inp.set_data_from_numpy(x)
         out = grpc.InferRequestedOutput(self.spec.output_name)
+        client = self._client
 
         def done(result, error) -> None:
             if offset is not None:
                 slots.release(offset)        # the server has read it (or never will)
+            if fut.done():                   # wait() gave up on it already
+                return
             if error is not None:
-                fut.set_exception(self._failed(error))
+                _settle(fut, error=self._failed(error, client))
                 return
             self._recovered()
             if self._sampler is not None:
                 self._sampler.batch_done()
             logits = result.as_numpy(self.spec.output_name)
-            fut.set_result(np.asarray(logits, dtype=np.float32).reshape(x.shape[0], -1))
+            _settle(fut, np.asarray(logits, dtype=np.float32).reshape(x.shape[0], -1))
 
         try:
-            self._client.async_infer(self.model, [inp], done, outputs=[out], client_timeout=self.timeout_s)
-        except Exception as exc:   # the channel itself is gone (closed client): same path as a failed request
+            if self.stream:
+                self._open_stream(client).send([inp], [out], done)
+            else:
+                client.async_infer(self.model, [inp], done, outputs=[out], client_timeout=self.timeout_s)
+        except Exception as exc:   # the channel or stream is gone (closed client): same path as a failed request
             if offset is not None:
                 slots.release(offset)
-            fut.set_exception(self._failed(exc))
+            _settle(fut, error=self._failed(exc, client))
         return fut
+
+    def _open_stream(self, client) -> RequestStream:
+        """The stream on ``client``, opened again when the last one failed (from the calling thread only)."""
+        current = self._stream
+        if current is not None and not current.broken and current.client is client:
+            return current
+        if current is not None and current.client is client:
+            current.close()                  # stop_stream before a new start_stream on the same client
+        self._stream = RequestStream(client, self.model)
+        return self._stream
 
     def _shm_slots(self, now: float) -> InputSlots | None:
         """The shared-memory slots when registered with the server; re-registers after a restart (at most every
@@ -283,13 +327,18 @@ class TritonRunner(Runner):
         try:
             return fut.result(timeout=self.timeout_s + 1.0)
         except (FutureTimeout, TimeoutError):
-            raise self._failed(TimeoutError(f"no answer in {self.timeout_s:g} s")) from None
+            error = self._failed(TimeoutError(f"no answer in {self.timeout_s:g} s"))
+            _settle(fut, error=error)       # a late answer is ignored (done() sees it settled)
+            raise error from None
 
     def infer_impl(self, batch: np.ndarray) -> tuple[np.ndarray, float | None]:
         return self.wait(self.infer_async(batch)), None
 
     # ------------------------------------------------------------------ failures and recovery
-    def _failed(self, error: BaseException) -> BackendError:
+    def _failed(self, error: BaseException, client: Any = None) -> BackendError:
+        """The error to raise for a failed request on ``client`` (None: the current one). A failure on the current
+        client starts or extends an outage, backs off and replaces the client; one on a client already replaced
+        (other requests of the same outage) only counts its batch."""
         status = getattr(error, "status", lambda: None)()
         text = getattr(error, "message", lambda: None)() or str(error)
         if self._slots is not None:
@@ -298,18 +347,18 @@ class TritonRunner(Runner):
             return BackendError(f"Triton rejected the request for {self.model!r} at {self.url}: {status}: {text}")
         with self._lock:
             now = time.monotonic()
-            if not self.outages or self.outages[-1].up_at is not None:
+            current = client is None or client is self._client
+            if current and (not self.outages or self.outages[-1].up_at is not None):
                 self.outages.append(Outage(down_at=now, error=f"{status or type(error).__name__}: {text}"[:300]))
                 self._backoff = self.backoff_s[0]
-            self.outages[-1].batches_lost += 1
-            self._retry_at = now + self._backoff
-            self._backoff = min(self._backoff * 2, self.backoff_s[1])
-            old, self._client = self._client, self._new_client()   # a fresh channel: no stale gRPC backoff
-        if old is not None:
-            try:
-                old.close()
-            except Exception:
-                pass
+            if self.outages:
+                self.outages[-1].batches_lost += 1
+            if current:
+                self._retry_at = now + self._backoff
+                self._backoff = min(self._backoff * 2, self.backoff_s[1])
+                if self._client is not None:   # a fresh channel: no stale gRPC backoff; the old one is closed
+                    self._retired.append(self._client)   # by the calling thread (this may be a stream's reader)
+                self._client = self._new_client()
         return BackendUnavailable(f"Triton server at {self.url} failed a request ({status or type(error).__name__}"
                                   f": {text[:200]}); frames of this batch are dropped, retrying")
 
@@ -351,3 +400,14 @@ class TritonRunner(Runner):
                 "executions": int(entry.get("execution_count", 0) or 0),
                 "queue_ms": ms("queue"), "compute_input_ms": ms("compute_input"),
                 "compute_infer_ms": ms("compute_infer"), "compute_output_ms": ms("compute_output")}
+
+
+def _settle(fut: Future, result: Any = None, *, error: BaseException | None = None) -> None:
+    """Complete ``fut`` unless it is complete already (an answer that arrives after wait() gave up on it)."""
+    try:
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(result)
+    except InvalidStateError:
+        pass

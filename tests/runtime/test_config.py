@@ -196,15 +196,15 @@ def test_triton_section_reaches_the_watch_flags_and_checks_the_url(tmp_path, cap
     from fakewatch.cli import main
     from fakewatch.runtime.watch_cli import apply_config
 
-    p = write(tmp_path, 'backend: triton\ntriton: {url: "gpu-host:9001", model: fw, shm: "off"}\n'
+    p = write(tmp_path, 'backend: triton\ntriton: {url: "gpu-host:9001", model: fw, shm: "off", stream: true}\n'
                         'cameras: {a: {source: demo}}\n')
     args = argparse.Namespace()
     apply_config(load_config(p)[0], args)
-    assert (args.backend, args.triton_url, args.triton_model, args.triton_shm) == \
-        ("triton", "grpc://gpu-host:9001", "fw", "off")
-    assert main(["watch", "--config", str(p), "--triton-model", "other", "--print-config"]) == 0
+    assert (args.backend, args.triton_url, args.triton_model, args.triton_shm, args.triton_stream) == \
+        ("triton", "grpc://gpu-host:9001", "fw", "off", True)
+    assert main(["watch", "--config", str(p), "--triton-model", "other", "--no-triton-stream", "--print-config"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["triton"] == {"url": "grpc://gpu-host:9001", "model": "other",
-                                                                 "shm": "off"}
+                                                                 "shm": "off", "stream": False}
     bad = write(tmp_path, 'triton: {url: "http://gpu-host:8000", shm: maybe}\n')
     with pytest.raises(ConfigError) as e:
         load_config(bad)

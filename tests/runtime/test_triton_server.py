@@ -115,6 +115,73 @@ def test_triton_logits_match_in_process_onnxruntime(shared_server):
     assert timing["requests"] >= 3 and timing["compute_infer_ms"] > 0 and timing["queue_ms"] >= 0
 
 
+def test_requests_on_one_stream_give_the_same_logits(shared_server):
+    """stream=True: every request a message on one gRPC bidirectional stream, answers matched by request id."""
+    from fakewatch.runtime.backends import load_runner
+    from fakewatch.runtime.backends.triton_runner import TritonRunner
+
+    rng = np.random.default_rng(1)
+    batches = [rng.standard_normal((n, 3, 112, 112)).astype(np.float32) for n in (8, 2, 5, 8, 1, 7)]
+    with TritonRunner.connect(shared_server["demo"].url, "deepfake", stream=True) as remote, \
+            load_runner(DEMO, "onnxruntime") as local:
+        futures = [remote.infer_async(x) for x in batches[:2]]            # two in flight on the stream
+        for x in batches[2:]:
+            futures.append(remote.infer_async(x))
+            remote.wait(futures[-3])
+        got = [remote.wait(f) for f in futures]
+        stream = remote._stream
+        assert stream is not None and not stream.broken and stream.in_flight == 0
+        for x, y in zip(batches, got):
+            assert y.shape == (len(x), 1) and np.max(np.abs(local.infer(x) - y)) <= 1e-5
+    assert remote._stream is None and remote.server_timing["requests"] >= len(batches)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["calls", "stream"])
+def test_runner_survives_a_killed_server(bright_onnx, tmp_path, stream):
+    """A SIGKILLed server fails the batches in flight with BackendUnavailable (never a hang or a crash); after the
+    restart the same runner answers again, and the outage is on record."""
+    from fakewatch.runtime.backends.base import BackendUnavailable
+    from fakewatch.runtime.backends.triton_runner import TritonRunner
+
+    server = new_server(bright_onnx, "bright", tmp_path, "--max-batch", "8")
+    server.start()
+    x = np.full((4, 3, 32, 32), 0.5, np.float32)
+    try:
+        with TritonRunner.connect(server.url, "bright", stream=stream, timeout_s=3.0, stats_interval_s=0) as r:
+            before = r.infer(x)
+            in_flight = [r.infer_async(x) for _ in range(2)]
+            server.kill()
+            outcomes = []
+            for fut in in_flight:
+                try:
+                    outcomes.append(r.wait(fut))
+                except BackendUnavailable:
+                    outcomes.append(None)
+            failed = 0
+            for _ in range(5):                       # while it is down every batch fails fast, none hangs
+                try:
+                    r.infer(x)
+                except BackendUnavailable:
+                    failed += 1
+            assert failed == 5
+            server.start()
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    after = r.infer(x)
+                    break
+                except BackendUnavailable:
+                    assert time.monotonic() < deadline, "no answer 60 s after the restart"
+                    time.sleep(0.2)
+            assert np.max(np.abs(after - before)) <= 1e-5
+            assert r.outages and r.outages[-1].up_at is not None
+            assert r.outages[-1].batches_lost >= 5 + sum(o is None for o in outcomes)
+            if stream:
+                assert r._stream is not None and not r._stream.broken
+    finally:
+        server.stop()
+
+
 def test_pytriton_server_gives_the_same_logits_and_contract(tmp_path):
     """`--server pytriton` (PyTriton's proxy in front of the runner) answers exactly like the default python
     backend and in-process ONNX Runtime."""
