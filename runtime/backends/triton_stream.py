@@ -76,8 +76,14 @@ class RequestStream:
         """Cancel the stream (never from its own reader thread: it joins that thread); requests still on it fail."""
         with self._lock:
             self.broken = True
+        inner = getattr(self.client, "_stream", None)
         try:
             self.client.stop_stream(cancel_requests=True)
         except Exception:    # a channel already gone: nothing left to cancel
             pass
+        # tritonclient does not end a cancelled stream's request iterator: gRPC's thread that feeds the stream
+        # can wait on its queue forever (threads piled up over failed restarts, measured); None ends it
+        queue = getattr(inner, "_request_queue", None)
+        if queue is not None:
+            queue.put(None)
         self._fail_all(StreamClosed(f"the stream to {self.model!r} was closed"))
