@@ -209,6 +209,7 @@ def run(batches: Sequence[int] = (1, 8), rounds: int = 3, seconds: float = 4.0, 
     finally:
         for s in started.values():
             s.stop()
+    log.unlink(missing_ok=True)        # the servers' log stays only when the run failed
     import onnxruntime
 
     doc = {"command": command or "fakewatch bench --triton", "model": Path(DEMO_MODEL).name,
