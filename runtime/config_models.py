@@ -176,7 +176,8 @@ class TritonSettings(_Strict):
     model: str = Field("deepfake", description="model name on the server; its config carries the contract")
     shm: Literal["auto", "on", "off"] = Field("auto", description="input batches through system shared memory "
                                                                   "(auto: for a server on this machine)")
-    stream: bool = Field(False, description="every request on one gRPC bidirectional stream instead of one call each")
+    stream: bool = Field(True, description="every request on one gRPC bidirectional stream (false: one gRPC call "
+                                           "each, e.g. for an L7 balancer spreading requests over servers)")
 
     @field_validator("url")
     @classmethod

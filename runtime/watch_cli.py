@@ -50,9 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--triton-shm", choices=("auto", "on", "off"), default="auto",
                    help="--backend triton: send input batches through system shared memory (auto: when the server "
                         "is on this machine and can map it; on: require it; off: gRPC bytes)")
-    p.add_argument("--triton-stream", action=argparse.BooleanOptionalAction, default=False,
-                   help="--backend triton: send every request on one gRPC bidirectional stream instead of one call "
-                        "each (less client and server CPU per request; perf_analyzer's --streaming)")
+    p.add_argument("--triton-stream", action=argparse.BooleanOptionalAction, default=True,
+                   help="--backend triton: send every request on one gRPC bidirectional stream (default; less client "
+                        "and server CPU per request, perf_analyzer's --streaming); --no-triton-stream: one gRPC call "
+                        "each, for an L7 load balancer that should spread single requests over several servers")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                    help="onnxruntime/torch device (default: auto for onnxruntime, cpu for torch and openvino)")
     p.add_argument("--threads", type=int, default=0,

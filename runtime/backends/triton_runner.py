@@ -99,14 +99,14 @@ class TritonRunner(Runner):
     ``connect_timeout_s`` (how long :meth:`connect` waits for a server that is still starting), ``stats_interval_s``
     (how often Triton's statistics are sampled for the server_queue / server_compute stages; 0 = never), ``shm``
     (auto|on|off: input batches through system shared memory, runtime/backends/triton_shm.py; auto = for a
-    loopback URL, falling back to gRPC bytes when the server cannot map it), ``stream`` (all requests on one gRPC
-    bidirectional stream instead of one call each: runtime/backends/triton_stream.py)."""
+    loopback URL, falling back to gRPC bytes when the server cannot map it), ``stream`` (default true: all requests on one
+    gRPC bidirectional stream instead of one call each, runtime/backends/triton_stream.py)."""
 
     name = "triton"
 
     def __init__(self, artifact: str | Path, spec: ModelSpec, *, url: str = "grpc://127.0.0.1:8001",
                  model: str = "deepfake", timeout_s: float = 5.0, backoff_s: tuple[float, float] = (0.2, 1.0),
-                 stats_interval_s: float = 0.5, shm: str = "auto", stream: bool = False, **options: Any) -> None:
+                 stats_interval_s: float = 0.5, shm: str = "auto", stream: bool = True, **options: Any) -> None:
         super().__init__(artifact, spec, url=url, model=model, timeout_s=timeout_s, shm=shm, stream=stream,
                          **options)
         if shm not in SHM_MODES:

@@ -30,6 +30,7 @@ class RequestStream:
         self.client = client
         self.model = model
         self.broken = False
+        self.error: BaseException | None = None     # what broke it, reported to requests sent after that
         self._pending: dict[str, Done] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -46,7 +47,7 @@ class RequestStream:
         rid = str(next(self._ids))
         with self._lock:
             if self.broken:
-                raise StreamClosed(f"the stream to {self.model!r} is closed")
+                raise self.error or StreamClosed(f"the stream to {self.model!r} is closed")
             self._pending[rid] = done
         try:
             self.client.async_stream_infer(self.model, inputs, outputs=outputs, request_id=rid)
@@ -68,6 +69,7 @@ class RequestStream:
     def _fail_all(self, error: BaseException) -> None:
         with self._lock:
             self.broken = True
+            self.error = self.error or error
             pending, self._pending = self._pending, {}
         for done in pending.values():
             done(None, error)

@@ -116,7 +116,8 @@ def test_triton_logits_match_in_process_onnxruntime(shared_server):
 
 
 def test_requests_on_one_stream_give_the_same_logits(shared_server):
-    """stream=True: every request a message on one gRPC bidirectional stream, answers matched by request id."""
+    """stream=True (the default): every request a message on one gRPC bidirectional stream, answers matched by
+    request id; stream=False (one gRPC call each) gives the same."""
     from fakewatch.runtime.backends import load_runner
     from fakewatch.runtime.backends.triton_runner import TritonRunner
 
@@ -133,6 +134,9 @@ def test_requests_on_one_stream_give_the_same_logits(shared_server):
         assert stream is not None and not stream.broken and stream.in_flight == 0
         for x, y in zip(batches, got):
             assert y.shape == (len(x), 1) and np.max(np.abs(local.infer(x) - y)) <= 1e-5
+        with TritonRunner.connect(shared_server["demo"].url, "deepfake", stream=False) as calls:
+            futures = [calls.infer_async(x) for x in batches[:2]]
+            assert all(np.array_equal(calls.wait(f), y) for f, y in zip(futures, got)) and calls._stream is None
     assert remote._stream is None and remote.server_timing["requests"] >= len(batches)
 
 
