@@ -75,6 +75,43 @@ def _small(width: int, interp: int, noise: float = 0.0) -> Callable[[np.ndarray]
     return run
 
 
+def _chroma_sub(model_width: int = 112) -> Callable[[np.ndarray], np.ndarray]:
+    """4:2:0-like colour: Cr/Cb at half the *model's* resolution (as a ~100-pixel video crop has them), luma kept."""
+    def run(im: np.ndarray) -> np.ndarray:
+        h, w = im.shape[:2]
+        ycc = cv2.cvtColor(im, cv2.COLOR_BGR2YCrCb)
+        cw = max(2, model_width // 2)
+        ch = max(2, round(h * cw / w))
+        for c in (1, 2):
+            small = cv2.resize(ycc[..., c], (cw, ch), interpolation=cv2.INTER_AREA)
+            ycc[..., c] = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        return cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR)
+    return run
+
+
+def _luma_blur(s: float) -> Callable[[np.ndarray], np.ndarray]:
+    def run(im: np.ndarray) -> np.ndarray:
+        ycc = cv2.cvtColor(im, cv2.COLOR_BGR2YCrCb)
+        ycc[..., 0] = cv2.GaussianBlur(ycc[..., 0], (0, 0), sigmaX=s)
+        return cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR)
+    return run
+
+
+def _region_blur(s: float, inside: bool) -> Callable[[np.ndarray, Sequence[int]], np.ndarray]:
+    """Blur only inside the face box (the face's own texture) or only outside it (background, hair, shoulders):
+    which of the two carries what the model reads as FAKE?"""
+    def run(im: np.ndarray, box: Sequence[int]) -> np.ndarray:
+        soft = cv2.GaussianBlur(im, (0, 0), sigmaX=s * im.shape[1] / 112)   # s in model-input pixels
+        m = np.zeros(im.shape[:2], bool)
+        x0, y0, x1, y1 = box
+        m[max(0, y0):y1, max(0, x0):x1] = True
+        out = im.copy()
+        sel = m if inside else ~m
+        out[sel] = soft[sel]
+        return out
+    return run
+
+
 # mild, realistic looks a camera / uploader / swap tool gives a real face; applied to the native crop
 PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "blur_s0.6": _blur(0.6),
@@ -93,6 +130,15 @@ PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "small100_nearest": _small(100, cv2.INTER_NEAREST),
     "small100_area_noise4": _small(100, cv2.INTER_AREA, 4.0),
     "small100_area_sharpen": lambda im: _sharpen(0.7)(_small(100, cv2.INTER_AREA)(im)),
+    # colour vs luma resolution: is a luma/chroma sharpness mismatch (video 4:2:0) read as a blend?
+    "chroma_half_model_res": _chroma_sub(),
+    "luma_blur_s0.8": _luma_blur(0.8),
+    "greyscale": lambda im: cv2.cvtColor(cv2.cvtColor(im, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR),
+}
+# perturbations that need the face box (im, box) -> im
+BOX_PERTURBATIONS: dict[str, Callable[[np.ndarray, Sequence[int]], np.ndarray]] = {
+    "blur_inside_face_s1.5": _region_blur(1.5, inside=True),
+    "blur_outside_face_s1.5": _region_blur(1.5, inside=False),
 }
 
 
@@ -186,11 +232,13 @@ def analyse(model: Path, records: Sequence[Any], reals: list[np.ndarray], swaps:
     size = int(spec.input_size[0])   # square inputs (fakewatch models); features use one side
     people = np.array([r.video_id for r in records])
     pert_imgs = {k: [f(np.ascontiguousarray(im)) for im in reals] for k, f in PERTURBATIONS.items()}
-    batch = reals + [s["image"] for s in swaps] + [im for k in PERTURBATIONS for im in pert_imgs[k]]
+    pert_imgs |= {k: [f(np.ascontiguousarray(im), r.face_box) for im, r in zip(reals, records)]
+                  for k, f in BOX_PERTURBATIONS.items()}
+    batch = reals + [s["image"] for s in swaps] + [im for k in pert_imgs for im in pert_imgs[k]]
     scores, _ = score_images(model, batch, progress=False)
     n, m = len(reals), len(swaps)
     real_s, swap_s = scores[:n], scores[n:n + m]
-    pert_s = {k: scores[n + m + i * n:n + m + (i + 1) * n] for i, k in enumerate(PERTURBATIONS)}
+    pert_s = {k: scores[n + m + i * n:n + m + (i + 1) * n] for i, k in enumerate(pert_imgs)}
     person_mean = {p: float(real_s[people == p].mean()) for p in np.unique(people)}
 
     # 1. composition or cue
@@ -340,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m fakewatch.training.swap_diagnosis " + " ".join(sys.argv[1:] if argv is None else argv),
         "people": sorted({r.video_id for r in records}), "real_crops": len(records),
         "crops_per_person": {p: sum(r.video_id == p for r in records) for p in sorted({r.video_id for r in records})},
-        "perturbations": list(PERTURBATIONS), "models": {}}
+        "perturbations": [*PERTURBATIONS, *BOX_PERTURBATIONS], "models": {}}
     for name, path in named:
         doc["models"][name] = analyse(Path(path), records, reals, swaps, args.dominant)
         print(f"{name}: done", flush=True)
