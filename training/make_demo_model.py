@@ -69,10 +69,10 @@ RECIPES["paired_lowres_h264_long"] = RECIPES["paired_lowres_h264"] + (
 # 0-3 frozen) least (0.09); F was under-trained (57 fakes per epoch). "frozen_long": F's freezing with fresh draws
 # and H's 600-step schedule, so the trainable head can fit the generator but has less capacity to memorise people
 RECIPES["paired_lowres_h264_frozen_long"] = RECIPES["paired_lowres_h264_long"] + ("--freeze-blocks", "4")
-# the demo man's FAKE score falls by 0.23-0.64 under any mild smoothing of his frames (photo faces move < 0.08): the
-# models read a small camera's texture as manipulation. "camera": half of the real crops get a webcam's look (edge
-# enhancement, sensor noise, JPEG/H.264) at the working scale before their fake is made (training/camera_look.py)
-RECIPES["paired_lowres_h264_frozen_long_camera"] = RECIPES["paired_lowres_h264_frozen_long"] + ("--camera-look", "0.5")
+# fourth round, region probe (swap_diagnosis): blurring only *outside* the demo man's face box drops H's P(fake) on
+# his real frames by 0.78; the models read "face smoother than its surroundings" (a blurred-source self-blend) as
+# the manipulation. "context": H's recipe + sharpened/striped surroundings on both halves of half the pairs
+RECIPES["paired_lowres_h264_long_context"] = RECIPES["paired_lowres_h264_long"] + ("--context-look", "0.5")
 # none passes the demo test (training/results/demo_model/README.md); E is the only one with a FAKE alert in the demo's
 # manipulated range and none outside it, so it is the default to build on
 DEFAULT_RECIPE = "paired_lowres_h264"
