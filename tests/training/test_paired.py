@@ -193,3 +193,50 @@ def test_cli_camera_look_needs_paired():
     args = ap.parse_args(["train", "data.csv", "--synth", "sbi", "--camera-look", "0.5"])
     with pytest.raises(ValueError, match="--camera-look .* needs --paired"):
         args.func(args)
+
+
+def test_context_look_touches_only_what_the_fake_left_alone_and_both_halves_alike():
+    from fakewatch.core.sbi import self_blend
+    from fakewatch.training.context_look import ContextLook, context_look, context_weight
+
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 255, (100, 90, 3), np.uint8), (0, 0), 2)
+    fake, _ = self_blend(img, (25, 25, 65, 75), rng)
+    changed = np.any(img != fake, axis=2)
+    assert changed.any()
+    for seed in range(4):
+        real2, fake2 = context_look(img, fake, np.random.default_rng(seed), ContextLook(p=1.0))
+        assert np.array_equal(real2[~changed], fake2[~changed])     # surroundings: the same look on both halves
+        assert np.array_equal(fake2[changed], fake[changed])        # the manipulation itself is untouched
+        assert np.array_equal(real2[changed], img[changed])
+        far = context_weight(changed, ContextLook()) == 1.0
+        assert np.abs(real2[far].astype(int) - img[far]).mean() > 1.0   # and the surroundings did change
+    w = context_weight(changed, ContextLook(guard_px=2, ramp_px=3))
+    assert w[changed].max() == 0.0 and w.max() == 1.0
+    with pytest.raises(ValueError, match="one shape"):
+        context_look(img, fake[:50], rng)
+    with pytest.raises(ValueError, match="p_stripes"):
+        ContextLook(p_stripes=2.0)
+
+
+def test_context_look_in_pairs_and_its_cli_guard(tmp_path, tiny_spec):
+    import argparse
+
+    from fakewatch.training import cli as train_cli
+    from fakewatch.training.context_look import ContextLook
+
+    records = _records(tmp_path, tiny_spec)
+    plain = PairedSbiDataset(records, tiny_spec, seed=0, augment_cfg=None)
+    ds = PairedSbiDataset(records, tiny_spec, seed=0, augment_cfg=None, context=ContextLook(p=1.0))
+    real0, fake0, _ = plain.pair(0)
+    real1, fake1, _ = ds.pair(0)
+    assert not np.array_equal(real0, real1)                          # the real half got the surroundings' look
+    same = np.all(real1 == fake1, axis=2)
+    assert same.mean() > 0.3 and not same.all()                      # still one pair: equal except the blend
+    off = PairedSbiDataset(records, tiny_spec, seed=0, augment_cfg=None, context=ContextLook(p=0.0))
+    assert np.array_equal(off.pair(0)[1], fake0)                     # p=0 leaves earlier runs' draws alone
+    ap = argparse.ArgumentParser()
+    train_cli.register(ap.add_subparsers())
+    args = ap.parse_args(["train", "data.csv", "--synth", "sbi", "--context-look", "0.5"])
+    with pytest.raises(ValueError, match="--context-look .* needs --paired"):
+        args.func(args)
