@@ -182,7 +182,18 @@ def features(img: np.ndarray, face_box: Sequence[int], size: int) -> dict[str, f
     grey = cv2.cvtColor(inner, cv2.COLOR_BGR2GRAY)
     lab = cv2.cvtColor(inner, cv2.COLOR_BGR2LAB).reshape(-1, 3).astype(np.float32)
     hsv = cv2.cvtColor(inner, cv2.COLOR_BGR2HSV).reshape(-1, 3).astype(np.float32)
-    return {"sharpness_lapvar": float(cv2.Laplacian(grey, cv2.CV_64F).var()),
+    # surroundings: everything outside the face box, at the model's view (the region probe's "outside")
+    h, w = img.shape[:2]
+    sy, sx = size / h, size / w
+    lap = cv2.Laplacian(cv2.cvtColor(view, cv2.COLOR_BGR2GRAY), cv2.CV_64F)
+    outside = np.ones(lap.shape, bool)
+    x0, y0, x1, y1 = face_box
+    outside[max(0, int(y0 * sy)):int(np.ceil(y1 * sy)), max(0, int(x0 * sx)):int(np.ceil(x1 * sx))] = False
+    face_sharp = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    context_sharp = float(lap[outside].var()) if outside.sum() > 16 else float("nan")
+    return {"sharpness_lapvar": face_sharp,
+            "context_sharpness_lapvar": context_sharp,
+            "context_over_face_sharpness": context_sharp / max(face_sharp, 1e-6),
             "hf_fraction": hf_fraction(grey),
             "blockiness_native": blockiness(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)),
             "saturation": float(hsv[:, 1].mean()),

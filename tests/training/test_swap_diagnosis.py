@@ -33,6 +33,10 @@ def test_high_frequency_share_and_sharpness_drop_with_blur():
     assert hf_fraction(grey[0]) > 0.5 > 0.05 > hf_fraction(grey[1])
     box = (20, 20, 92, 92)
     assert features(noisy, box, 112)["sharpness_lapvar"] > 20 * features(smooth, box, 112)["sharpness_lapvar"]
+    busy = noisy.copy()                      # the demo man's case: a flat face in sharp surroundings
+    busy[20:92, 20:92] = smooth[20:92, 20:92]
+    assert features(busy, box, 112)["context_over_face_sharpness"] > 10 > features(noisy, box, 112)[
+        "context_over_face_sharpness"]
 
 
 def test_blockiness_sees_the_jpeg_grid():
