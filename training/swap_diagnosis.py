@@ -236,7 +236,7 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
 
 def analyse(model: Path, records: Sequence[Any], reals: list[np.ndarray], swaps: list[dict[str, Any]],
             dominant: str) -> dict[str, Any]:
-    from fakewatch.training.honest_eval import load_spec_of, score_images
+    from fakewatch.training.honest_eval import load_spec_of, person_balanced_auc, score_images
 
     spec = load_spec_of(model)
     thr = float(spec.threshold)
@@ -268,6 +268,7 @@ def analyse(model: Path, records: Sequence[Any], reals: list[np.ndarray], swaps:
                 within.append(_auc(np.r_[np.zeros(len(rp)), np.ones(len(sp))], np.r_[rp, sp]))
         comp[blend] = {
             "n": len(idx), "auc_pooled": _auc(y, np.r_[real_s, ss]),
+            "auc_person_balanced": round(person_balanced_auc(y, np.r_[real_s, ss], np.r_[people, people[tgt]]), 4),
             f"auc_without_{dominant}": _auc(np.r_[np.zeros(keep_r.sum()), np.ones(keep_s.sum())],
                                            np.r_[real_s[keep_r], ss[keep_s]]),
             f"auc_only_{dominant}_targets_vs_other_reals": _auc(
@@ -298,8 +299,9 @@ def analyse(model: Path, records: Sequence[Any], reals: list[np.ndarray], swaps:
         "spearman_swap_score_vs_target_real_score": spearman(swap_s, real_s[[s["target"] for s in swaps]]),
         "spearman_dscore_vs_log_donor_over_target_face_px": spearman(np.log(donor_w / target_w), dscore),
         "spearman_real_score_vs_native_face_px": spearman(native_w, real_s),
-        "real_features_per_person": {p: {k: round(float(np.mean([f[k] for f, q in zip(feats_real, people) if q == p])), 4)
-                                         for k in feats_real[0]} for p in np.unique(people)},
+        "real_features_per_person": {
+            p: {k: round(float(np.mean([f[k] for f, q in zip(feats_real, people) if q == p])), 4)
+                for k in feats_real[0]} for p in np.unique(people)},
         "native_face_px_per_person": {p: round(float(native_w[people == p].mean()), 1) for p in np.unique(people)}}
 
     # 3. perturbed reals
@@ -331,10 +333,12 @@ def _markdown(doc: dict[str, Any], dominant: str) -> str:
         lines += [f"## {name} (`{r['model']}`, threshold {r['threshold']:g})", "",
                   f"Clean reals: FPR {r['real']['fpr_at_threshold']:.2f}; mean P(fake) per person: " +
                   ", ".join(f"{p} {v:.2f}" for p, v in r["real"]["mean_score_per_person"].items()), "",
-                  f"| swaps | n | AUC pooled | AUC without {dominant} | {dominant}-target swaps vs other reals | "
-                  f"AUC within person (mean) | below own target | mean ΔP vs target |", "|---|---|---|---|---|---|---|---|"]
+                  f"| swaps | n | AUC pooled | AUC, people weighted equally | AUC without {dominant} | "
+                  f"{dominant}-target swaps vs other reals | AUC within person (mean) | below own target | "
+                  f"mean ΔP vs target |", "|---|---|---|---|---|---|---|---|---|"]
         for b, c in r["swap_composition"].items():
-            lines.append(f"| {b} | {c['n']} | {c['auc_pooled']} | {c[f'auc_without_{dominant}']} | "
+            lines.append(f"| {b} | {c['n']} | {c['auc_pooled']} | {c['auc_person_balanced']} | "
+                         f"{c[f'auc_without_{dominant}']} | "
                          f"{c[f'auc_only_{dominant}_targets_vs_other_reals']} | {c['auc_within_person_mean']} | "
                          f"{c['share_below_own_target']} | {c['mean_score_change_vs_target']} |")
         lines += ["", "| feature (inner face, model view) | reals mean | swaps mean | Δ swap−target | "

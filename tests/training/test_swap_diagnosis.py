@@ -113,6 +113,7 @@ def test_cli_writes_every_section_per_model(tiny_onnx, tmp_path):
     for v in m["perturbed_reals"].values():
         assert 0.0 <= v["share_toward_fake"] <= 1.0 and set(v["fpr_per_person"]) == {"ann", "ben", "cid"}
     assert "| all | 18 |" in out.with_suffix(".md").read_text()
+    assert 0.0 <= m["swap_composition"]["all"]["auc_person_balanced"] <= 1.0
     bad = subprocess.run([sys.executable, "-m", "fakewatch.training.swap_diagnosis", str(tmp_path / "nope.onnx"),
                           "--people", str(manifest), "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "does not exist" in bad.stderr
