@@ -73,8 +73,8 @@ RECIPES["paired_lowres_h264_frozen_long"] = RECIPES["paired_lowres_h264_long"] +
 # his real frames by 0.78; the models read "face smoother than its surroundings" (a blurred-source self-blend) as
 # the manipulation. "context": H's recipe + sharpened/striped surroundings on both halves of half the pairs
 RECIPES["paired_lowres_h264_long_context"] = RECIPES["paired_lowres_h264_long"] + ("--context-look", "0.5")
-# none passes the demo test (training/results/demo_model/README.md, attempts A-K); E is the only one with a FAKE alert in the demo's
-# manipulated range and none outside it, so it is the default to build on
+# none passes the demo test (training/results/demo_model/README.md, attempts A-K); E is the only one with a FAKE
+# alert in the demo's manipulated range and none outside it, so it is the default to build on
 DEFAULT_RECIPE = "paired_lowres_h264"
 
 
