@@ -367,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="+", help="NAME=PATH or PATH of fakewatch .onnx/.pt models (same contract)")
     ap.add_argument("--people", type=Path, required=True, help="manifest path,label,video_id of unseen people")
-    ap.add_argument("--out", type=Path, required=True, help="JSON result file (a .md with the tables beside it)")
+    ap.add_argument("--out", type=Path, required=True,
+                    help="JSON result file (a .md with the tables and a .png beside it)")
     ap.add_argument("--cache-dir", type=Path, default=Path("runs/swap_diagnosis_crops"), help="crop cache")
     ap.add_argument("--frames-per-video", type=int, default=16, help="as fakewatch eval (default 16)")
     ap.add_argument("--dominant", default="carphone_man", help="the person whose crops dominate the set")
@@ -413,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(_markdown(doc, args.dominant))
+    from fakewatch.training.swap_diagnosis_plot import plot
+    plot(doc, args.out.with_suffix(".png"), args.dominant)
     print(args.out.with_suffix(".md").read_text())
     return 0
 

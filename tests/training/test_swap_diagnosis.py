@@ -114,6 +114,11 @@ def test_cli_writes_every_section_per_model(tiny_onnx, tmp_path):
         assert 0.0 <= v["share_toward_fake"] <= 1.0 and set(v["fpr_per_person"]) == {"ann", "ben", "cid"}
     assert "| all | 18 |" in out.with_suffix(".md").read_text()
     assert 0.0 <= m["swap_composition"]["all"]["auc_person_balanced"] <= 1.0
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    replot = subprocess.run([sys.executable, "-m", "fakewatch.training.swap_diagnosis_plot", str(out), "--out",
+                             str(tmp_path / "again.png"), "--dominant", "ann"], capture_output=True, text=True,
+                            timeout=120)
+    assert replot.returncode == 0 and (tmp_path / "again.png").stat().st_size > 10_000
     bad = subprocess.run([sys.executable, "-m", "fakewatch.training.swap_diagnosis", str(tmp_path / "nope.onnx"),
                           "--people", str(manifest), "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "does not exist" in bad.stderr
