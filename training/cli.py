@@ -76,6 +76,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="--paired: resize each crop to LO..HI times the model's input width (log-uniform) before "
                         "blending, so blends and faces appear at the sizes the model sees, small faces included "
                         "(e.g. 0.4 1.6; default: blend at the crop's native size)")
+    d.add_argument("--camera-look", type=float, default=0.0, metavar="P",
+                   help="--paired: give this share of real crops a small camera's look (edge enhancement, sensor "
+                        "noise, JPEG/H.264) at the working scale *before* their fake is made, so both halves carry it "
+                        "(default 0; training/camera_look.py)")
+    d.add_argument("--context-look", type=float, default=0.0, metavar="P",
+                   help="--paired: for this share of pairs, sharpen and/or stripe the surroundings of the face "
+                        "(everything the fake did not change) identically on both halves, so a face smoother than "
+                        "its surroundings is not by itself a fake cue (default 0; training/context_look.py)")
     d.add_argument("--fresh-draws", action="store_true",
                    help="a new self-blend and augmentation draw every time an item is sampled (default: one per "
                         "item and epoch, so a crop sampled 8 times in an epoch repeats the same fake 8 times)")
@@ -123,6 +131,14 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("--paired pairs each real crop with a fake made from it: add --synth sbi (or sbi+swap)")
     if args.work_scale and not 0.0 < args.work_scale[0] <= args.work_scale[1]:
         raise ValueError(f"--work-scale needs 0 < LO <= HI, got {args.work_scale}")
+    if not 0.0 <= args.camera_look <= 1.0:
+        raise ValueError(f"--camera-look must be in [0, 1], got {args.camera_look}")
+    if args.camera_look and not args.paired:
+        raise ValueError("--camera-look changes the real crop before its fake is made: it needs --paired")
+    if not 0.0 <= args.context_look <= 1.0:
+        raise ValueError(f"--context-look must be in [0, 1], got {args.context_look}")
+    if args.context_look and not args.paired:
+        raise ValueError("--context-look treats the surroundings of a real crop and its fake alike: it needs --paired")
     if not 0.0 <= args.swap_share <= 1.0:
         raise ValueError(f"--swap-share must be in [0, 1], got {args.swap_share}")
     from fakewatch.core.variants import resolve_variant
@@ -142,6 +158,7 @@ def _run(args: argparse.Namespace) -> int:
         p_h264=args.h264_aug, p_resize=args.aug_resize[0], resize_min=args.aug_resize[1],
         facemesh=str(args.facemesh) if args.facemesh else None, paired=args.paired, p_swap=args.swap_share,
         work_scale=tuple(args.work_scale) if args.work_scale else None, fresh_draws=args.fresh_draws,
+        camera_look=args.camera_look, context_look=args.context_look,
         swap_blends=tuple(b.strip() for b in args.swap_blends.split(",") if b.strip()) if args.swap_blends else None)
     result = train(cfg)
     m = result.metrics

@@ -64,8 +64,17 @@ RECIPES["paired_lowres_h264_frozen"] = RECIPES["paired_lowres_h264"] + ("--freez
 # that leave a core idle, hence 2 data workers); the recipe's --epochs/--patience win (argparse keeps the last)
 RECIPES["paired_lowres_h264_long"] = RECIPES["paired_lowres_h264"] + (
     "--fresh-draws", "--epochs", "20", "--steps-per-epoch", "30", "--patience", "8", "--workers", "2")
-# none passes the demo test (training/results/demo_model/README.md); E is the only one with a FAKE alert in the demo's
-# manipulated range and none outside it, so it is the default to build on
+# fourth round (training/results/demo_model/swap_diagnosis): the unfrozen models score a swapped face by whose face
+# was pasted (rank correlation of a swap's P(fake) with the donor's own real score 0.38-0.58 for E/H/H1), F (stages
+# 0-3 frozen) least (0.09); F was under-trained (57 fakes per epoch). "frozen_long": F's freezing with fresh draws
+# and H's 600-step schedule, so the trainable head can fit the generator but has less capacity to memorise people
+RECIPES["paired_lowres_h264_frozen_long"] = RECIPES["paired_lowres_h264_long"] + ("--freeze-blocks", "4")
+# fourth round, region probe (swap_diagnosis): blurring only *outside* the demo man's face box drops H's P(fake) on
+# his real frames by 0.78; the models read "face smoother than its surroundings" (a blurred-source self-blend) as
+# the manipulation. "context": H's recipe + sharpened/striped surroundings on both halves of half the pairs
+RECIPES["paired_lowres_h264_long_context"] = RECIPES["paired_lowres_h264_long"] + ("--context-look", "0.5")
+# none passes the demo test (training/results/demo_model/README.md, attempts A-K); E is the only one with a FAKE
+# alert in the demo's manipulated range and none outside it, so it is the default to build on
 DEFAULT_RECIPE = "paired_lowres_h264"
 
 

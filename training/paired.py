@@ -24,6 +24,8 @@ import numpy as np
 
 from fakewatch.core.contract import ModelSpec
 from fakewatch.core.sbi import self_blend
+from fakewatch.training.camera_look import CameraLook, camera_look
+from fakewatch.training.context_look import ContextLook, context_look
 from fakewatch.training.augment import AugmentConfig, augment
 from fakewatch.training.data import CropCache, CropRecord
 
@@ -37,7 +39,7 @@ class PairedSbiDataset:
     def __init__(self, records: Sequence[CropRecord], spec: ModelSpec, *, seed: int = 0,
                  augment_cfg: AugmentConfig | None = AugmentConfig(), p_swap: float = 0.0,
                  swap_blends: Sequence[str] | None = None, work_scale: tuple[float, float] | None = None,
-                 cache_limit: int = 50_000):
+                 camera: CameraLook | None = None, context: ContextLook | None = None, cache_limit: int = 50_000):
         from fakewatch.training.swaps import BLENDS
 
         self.reals = [r for r in records if r.label == 0]
@@ -54,6 +56,8 @@ class PairedSbiDataset:
         if work_scale is not None and not (0.0 < work_scale[0] <= work_scale[1]):
             raise ValueError(f"work_scale must be 0 < lo <= hi (fractions of the input width), got {work_scale}")
         self.work_scale = work_scale
+        self.camera = camera if camera is not None and camera.p > 0 else None
+        self.context = context if context is not None and context.p > 0 else None
         self.spec, self.seed, self.epoch = spec, seed, 0
         self.augment_cfg, self.p_swap = augment_cfg, p_swap
         self.video_ids = [r.video_id for r in self.reals]
@@ -87,6 +91,10 @@ class PairedSbiDataset:
         if self.work_scale is not None:
             real, lm_scale = self._rescale(real, rng)
             box = tuple(int(round(v * lm_scale)) for v in rec.face_box)
+        # before the fake is made from it, so both halves carry the camera's look (training/camera_look.py);
+        # the generator is only drawn from when the option is on: runs without it keep their exact draws
+        if self.camera is not None and rng.random() < self.camera.p:
+            real = camera_look(real, rng, self.camera)
         how = "swap" if (self.p_swap > 0 and rng.random() < self.p_swap) else "sbi"
         if how == "sbi":
             lm = np.load(rec.landmarks) * np.float32(lm_scale) if rec.landmarks else None
@@ -97,6 +105,8 @@ class PairedSbiDataset:
             donor = others[int(rng.integers(len(others)))]
             blend = self.swap_blends[int(rng.integers(len(self.swap_blends)))]
             fake = face_swap(self._crop(donor), donor.face_box, real, box, rng, blend)
+        if self.context is not None and rng.random() < self.context.p:   # same look around both halves' faces
+            real, fake = context_look(real, fake, rng, self.context)
         if self.augment_cfg is not None:
             # one augmentation draw for both halves: same seed -> same ops and parameters (they never depend on pixels)
             aug_seed = int(rng.integers(2**63))

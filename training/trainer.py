@@ -66,6 +66,9 @@ class TrainConfig:
     swap_blends: tuple[str, ...] | None = None   # paired swaps: blends to use (default all; hold one out to test it)
     work_scale: tuple[float, float] | None = None  # paired: blend at crop width s x input width, s in [lo, hi]
     fresh_draws: bool = False              # a new fake/augmentation for every sampled item (training/draws.py)
+    camera_look: float = 0.0               # paired: share of reals given a small camera's look before blending
+    context_look: float = 0.0              # paired: share of pairs whose surroundings (outside the fake's change) get
+                                           # the same sharpening/stripes on both halves
 
 
 @dataclass
@@ -264,11 +267,15 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.paired:
         if cfg.synth == "none":
             raise ValueError("--paired makes each real crop's fake on the fly: use it with --synth sbi or sbi+swap")
+        from fakewatch.training.camera_look import CameraLook
+        from fakewatch.training.context_look import ContextLook
         from fakewatch.training.paired import PairedSbiDataset
         train_ds = PairedSbiDataset(train_recs, spec, seed=cfg.seed, augment_cfg=aug,
                                     p_swap=cfg.p_swap if cfg.synth == "sbi+swap" else 0.0,
                                     swap_blends=cfg.swap_blends,
-                                    work_scale=tuple(cfg.work_scale) if cfg.work_scale else None)
+                                    work_scale=tuple(cfg.work_scale) if cfg.work_scale else None,
+                                    camera=CameraLook(p=cfg.camera_look) if cfg.camera_look > 0 else None,
+                                    context=ContextLook(p=cfg.context_look) if cfg.context_look > 0 else None)
     else:
         train_ds = CropDataset(train_recs, spec, synth=cfg.synth, train=True, seed=cfg.seed, augment_cfg=aug)
     val_ds = CropDataset(val_recs, spec, synth=cfg.synth, train=False, seed=cfg.seed, sbi_copies=cfg.sbi_copies)

@@ -41,6 +41,9 @@ def test_report_fpr_per_person_and_auc_per_type():
     assert rep["fakes"]["sbi"]["tpr_at_threshold"] == pytest.approx(1.0)
     # swap (0.3, 0.7) vs reals: 0.3 beats 3 of 4, 0.7 beats 3 of 4 -> 6/8
     assert rep["fakes"]["swap_poisson"]["auc"] == pytest.approx(0.75)
+    # every person weighted equally: a's 3 reals weigh 1/3 each, b's one real 1; a's 2 sbi fakes 1/2 each, b's 1.
+    # 0.8 -> (2/3 + 1) / 2, 0.95 -> 2 / 2, 0.6 -> 2/3 + 1; over (2 x 2) = 3.5 / 4
+    assert rep["fakes"]["sbi"]["auc_person_balanced"] == pytest.approx(0.875, abs=1e-4)
     lo, hi = rep["fakes"]["sbi"]["auc_ci95"]
     assert 0.0 <= lo <= rep["fakes"]["sbi"]["auc"] <= hi <= 1.0
 

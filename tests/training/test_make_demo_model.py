@@ -27,6 +27,18 @@ def test_default_recipe_and_split():
     assert "carphone_man" in TEST_IDS                 # the demo shows a person the model never saw
 
 
+def test_frozen_long_recipe_freezes_four_stages_with_fresh_draws():
+    # make_demo_model passes "--freeze-blocks 2" before the recipe; argparse keeps the recipe's (last) value
+    ap = argparse.ArgumentParser()
+    train_cli.register(ap.add_subparsers())
+    args = ap.parse_args(["train", "data.csv", "--freeze-blocks", "2", "--epochs", "10",
+                          *RECIPES["paired_lowres_h264_frozen_long"]])
+    assert args.freeze_blocks == 4 and args.fresh_draws and args.epochs == 20 and args.h264_aug == 0.3
+    assert args.camera_look == 0.0 and args.context_look == 0.0
+    ctx = ap.parse_args(["train", "data.csv", "--freeze-blocks", "2", *RECIPES["paired_lowres_h264_long_context"]])
+    assert ctx.context_look == 0.5 and ctx.freeze_blocks == 2 and ctx.paired and ctx.fresh_draws
+
+
 def test_backbone_weights_are_real_imagenet_files_or_one_clear_error(monkeypatch):
     from fakewatch.training import make_demo_model as mdm
 

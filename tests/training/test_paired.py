@@ -139,3 +139,104 @@ def test_fit_diagnosis_scores_training_and_validation_people_from_the_checkpoint
     # one fake per crop and epoch without --fresh-draws: the last epoch's pairs can be rebuilt and scored
     assert 0.0 <= res["train_people"]["paired_seen_last_epoch"] <= 1.0
     assert res["train_config"]["paired"] is True
+
+
+def test_camera_look_is_on_both_halves_and_off_leaves_draws_unchanged(tmp_path, tiny_spec):
+    import shutil
+
+    from fakewatch.core.sbi import mask_region
+    from fakewatch.training.camera_look import CameraLook
+
+    records = _records(tmp_path, tiny_spec)
+    plain = PairedSbiDataset(records, tiny_spec, seed=0, augment_cfg=None)
+    off = PairedSbiDataset(records, tiny_spec, seed=0, augment_cfg=None, camera=CameraLook(p=0.0))
+    for i in range(len(plain)):   # p=0 draws nothing from the generator: earlier runs' pairs are reproduced
+        assert all(np.array_equal(a, b) for a, b in zip(plain.pair(i)[:2], off.pair(i)[:2]))
+    look = CameraLook(p=1.0, p_h264=0.5 if shutil.which("ffmpeg") else 0.0)
+    ds = PairedSbiDataset(records, tiny_spec, seed=0, augment_cfg=None, camera=look)
+    raw = ds._crop(ds.reals[0])
+    real, fake, how = ds.pair(0)
+    assert how == "sbi" and real.shape == raw.shape == fake.shape
+    assert np.abs(real.astype(int) - raw).mean() > 0.5          # the real half got the camera's look
+    rx0, ry0, rx1, ry1 = mask_region(ds.reals[0].face_box, raw.shape)
+    outside = np.ones(raw.shape[:2], bool)
+    outside[ry0:ry1, rx0:rx1] = False
+    assert np.array_equal(real[outside], fake[outside])          # the fake was made from the looked real
+    assert not np.array_equal(real, fake)
+
+
+def test_camera_look_config_and_draws():
+    from fakewatch.training.camera_look import CameraLook, camera_look
+
+    with pytest.raises(ValueError, match="p and p_h264"):
+        CameraLook(p=1.5)
+    with pytest.raises(ValueError, match="crf"):
+        CameraLook(crf=(30, 20))
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 255, (48, 40, 3), np.uint8), (0, 0), 2)
+    cfg = CameraLook(p=1.0, p_h264=0.0, sharpen=(1.0, 1.0), noise_sigma=(4.0, 4.0), jpeg_quality=(95, 95))
+    a = camera_look(img, np.random.default_rng(3), cfg)
+    b = camera_look(img, np.random.default_rng(3), cfg)
+    assert a.shape == img.shape and a.dtype == np.uint8 and np.array_equal(a, b)
+    # sharpening + noise add high-frequency energy: the Laplacian's variance grows
+    lap = [cv2.Laplacian(cv2.cvtColor(x, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var() for x in (img, a)]
+    assert lap[1] > 2 * lap[0]
+
+
+def test_cli_camera_look_needs_paired():
+    import argparse
+
+    from fakewatch.training import cli as train_cli
+
+    ap = argparse.ArgumentParser()
+    train_cli.register(ap.add_subparsers())
+    args = ap.parse_args(["train", "data.csv", "--synth", "sbi", "--camera-look", "0.5"])
+    with pytest.raises(ValueError, match="--camera-look .* needs --paired"):
+        args.func(args)
+
+
+def test_context_look_touches_only_what_the_fake_left_alone_and_both_halves_alike():
+    from fakewatch.core.sbi import self_blend
+    from fakewatch.training.context_look import ContextLook, context_look, context_weight
+
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 255, (100, 90, 3), np.uint8), (0, 0), 2)
+    fake, _ = self_blend(img, (25, 25, 65, 75), rng)
+    changed = np.any(img != fake, axis=2)
+    assert changed.any()
+    for seed in range(4):
+        real2, fake2 = context_look(img, fake, np.random.default_rng(seed), ContextLook(p=1.0))
+        assert np.array_equal(real2[~changed], fake2[~changed])     # surroundings: the same look on both halves
+        assert np.array_equal(fake2[changed], fake[changed])        # the manipulation itself is untouched
+        assert np.array_equal(real2[changed], img[changed])
+        far = context_weight(changed, ContextLook()) == 1.0
+        assert np.abs(real2[far].astype(int) - img[far]).mean() > 1.0   # and the surroundings did change
+    w = context_weight(changed, ContextLook(guard_px=2, ramp_px=3))
+    assert w[changed].max() == 0.0 and w.max() == 1.0
+    with pytest.raises(ValueError, match="one shape"):
+        context_look(img, fake[:50], rng)
+    with pytest.raises(ValueError, match="p_stripes"):
+        ContextLook(p_stripes=2.0)
+
+
+def test_context_look_in_pairs_and_its_cli_guard(tmp_path, tiny_spec):
+    import argparse
+
+    from fakewatch.training import cli as train_cli
+    from fakewatch.training.context_look import ContextLook
+
+    records = _records(tmp_path, tiny_spec)
+    plain = PairedSbiDataset(records, tiny_spec, seed=0, augment_cfg=None)
+    ds = PairedSbiDataset(records, tiny_spec, seed=0, augment_cfg=None, context=ContextLook(p=1.0))
+    real0, fake0, _ = plain.pair(0)
+    real1, fake1, _ = ds.pair(0)
+    assert not np.array_equal(real0, real1)                          # the real half got the surroundings' look
+    same = np.all(real1 == fake1, axis=2)
+    assert same.mean() > 0.3 and not same.all()                      # still one pair: equal except the blend
+    off = PairedSbiDataset(records, tiny_spec, seed=0, augment_cfg=None, context=ContextLook(p=0.0))
+    assert np.array_equal(off.pair(0)[1], fake0)                     # p=0 leaves earlier runs' draws alone
+    ap = argparse.ArgumentParser()
+    train_cli.register(ap.add_subparsers())
+    args = ap.parse_args(["train", "data.csv", "--synth", "sbi", "--context-look", "0.5"])
+    with pytest.raises(ValueError, match="--context-look .* needs --paired"):
+        args.func(args)
