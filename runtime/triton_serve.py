@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 import sysconfig
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +116,8 @@ def _infer_function(runner, spec):
 HANDSHAKE_TIMEOUT_S = 60.0
 #: where POSIX shared memory lives (PyTriton's leftovers of killed servers are removed from here)
 SHM_DIR = Path("/dev/shm")
+#: PyTriton's workspace for a `--server pytriton` serve (default: ~/.cache/pytriton/workspace_*, left by a SIGKILL)
+PYTRITON_WORKSPACE_PREFIX = "fakewatch-pytriton-"
 
 
 def _patient_handshake() -> None:
@@ -155,8 +159,11 @@ def _serve_pytriton(cfg: ServeConfig, stop: threading.Event) -> None:
     from fakewatch.runtime.backends import load_runner
 
     _patient_handshake()
-    # PyTriton names its servers' shared memory pytrtion<pid>-<hash> (sic) and leaves it behind when SIGKILLed
+    # PyTriton names its servers' shared memory pytrtion<pid>-<hash> (sic) and leaves it behind when SIGKILLed, and
+    # its workspace (a copy of the server's backends, ~22 MB) too: that one is named after this process here
     remove_dead_owners(SHM_DIR, "pytrtion", sep="-")
+    remove_dead_owners(Path(tempfile.gettempdir()), PYTRITON_WORKSPACE_PREFIX, sep="-")
+    workspace = Path(tempfile.gettempdir()) / f"{PYTRITON_WORKSPACE_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
     runners = [load_runner(cfg.model, cfg.backend, **cfg.runner_options).activate() for _ in range(cfg.instances)]
     spec = runners[0].spec
     max_batch = min(cfg.max_batch, runners[0].max_batch or cfg.max_batch)
@@ -169,7 +176,7 @@ def _serve_pytriton(cfg: ServeConfig, stop: threading.Event) -> None:
     # before the contract could be added to its config
     # statistics stay readable (as on a stock tritonserver): clients report the server's queue/compute times
     security = TritonSecurityConfig(restricted_endpoints=[e for e in DEFAULT_PROTECTED_ENDPOINTS if e != "statistics"])
-    triton = Triton(config=triton_cfg, security_config=security)
+    triton = Triton(config=triton_cfg, security_config=security, workspace=workspace)
     try:
         triton.bind(model_name=cfg.name, infer_func=[_infer_function(r, spec) for r in runners],
                     inputs=[Tensor(name=spec.input_name, dtype=np.float32, shape=(3, *spec.input_size))],
@@ -189,6 +196,7 @@ def _serve_pytriton(cfg: ServeConfig, stop: threading.Event) -> None:
         triton.stop()
         for r in runners:
             r.deactivate()
+        shutil.rmtree(workspace, ignore_errors=True)
 
 
 def contract_parameters(spec, artifact: Path) -> dict[str, str]:

@@ -4,8 +4,9 @@ The contract comes from the server's model config (``parameters['fakewatch.spec'
 ``fakewatch export triton`` and ``fakewatch serve``), so a client needs no local model file:
 ``fakewatch watch --backend triton --triton-url grpc://gpu-host:8001 --triton-model deepfake``.
 
-Requests are asynchronous (``async_infer``): the calling thread waits on an event with the GIL released, the reader
-threads keep decoding, and :meth:`TritonRunner.infer_async` lets a caller keep several batches in flight. A server
+Requests are asynchronous, all on one gRPC bidirectional stream by default (:mod:`.triton_stream`; ``stream=False``:
+one ``async_infer`` call each): the calling thread waits on an event with the GIL released, the reader threads keep
+decoding, and :meth:`TritonRunner.infer_async` lets a caller keep several batches in flight. A server
 that is down or restarting does not stop a run: the failed batch raises :class:`BackendUnavailable` (the pipeline
 counts its frames as dropped), the runner waits a growing backoff (0.2 s doubling to 1 s) before trying a fresh
 connection, and every outage is recorded in :attr:`TritonRunner.outages`.
