@@ -100,8 +100,8 @@ class TritonRunner(Runner):
     ``connect_timeout_s`` (how long :meth:`connect` waits for a server that is still starting), ``stats_interval_s``
     (how often Triton's statistics are sampled for the server_queue / server_compute stages; 0 = never), ``shm``
     (auto|on|off: input batches through system shared memory, runtime/backends/triton_shm.py; auto = for a
-    loopback URL, falling back to gRPC bytes when the server cannot map it), ``stream`` (default true: all requests on one
-    gRPC bidirectional stream instead of one call each, runtime/backends/triton_stream.py)."""
+    loopback URL, falling back to gRPC bytes when the server cannot map it), ``stream`` (default true: all requests
+    on one gRPC bidirectional stream instead of one call each, runtime/backends/triton_stream.py)."""
 
     name = "triton"
 
