@@ -1,7 +1,6 @@
 """`fakewatch eval`: metrics on hand-made scores, swaps and re-encodes on generated images, the CLI on a tiny model."""
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import subprocess
@@ -13,6 +12,8 @@ import pytest
 
 from fakewatch.training.honest_eval import EvalConfig, grouped_bootstrap, h264, report, tpr_at_fpr
 from fakewatch.training.swaps import BLENDS, face_swap
+
+from .people import face_image, write_people_manifest
 
 
 def test_tpr_at_fpr_lets_at_most_the_asked_share_of_reals_through():
@@ -57,20 +58,11 @@ def test_bootstrap_resamples_whole_people():
     assert grouped_bootstrap(people, lambda ix: 1.0, 0, 0) is None
 
 
-def _face_image(rng, colour):
-    img = np.full((96, 80, 3), 40, np.uint8)
-    img[:] = rng.integers(30, 60, 3)
-    cv2.ellipse(img, (40, 50), (22, 30), 0, 0, 360, colour, -1)
-    cv2.circle(img, (32, 42), 3, (10, 10, 10), -1)
-    cv2.circle(img, (48, 42), 3, (10, 10, 10), -1)
-    return img
-
-
 @pytest.mark.parametrize("blend", sorted(BLENDS))
 def test_face_swap_changes_the_face_and_keeps_the_background(blend):
     rng = np.random.default_rng(0)
-    target = _face_image(rng, (60, 120, 200))
-    source = _face_image(rng, (200, 160, 90))
+    target = face_image(rng, (60, 120, 200))
+    source = face_image(rng, (200, 160, 90))
     box = (18, 20, 62, 80)
     out = face_swap(source, box, target, box, np.random.default_rng(1), blend)
     assert out.shape == target.shape and out.dtype == np.uint8
@@ -95,18 +87,7 @@ def test_h264_reencode_degrades_with_crf_and_keeps_odd_sizes():
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg binary")
 def test_eval_cli_reports_every_sample_type(tiny_onnx, tmp_path):
-    rng = np.random.default_rng(0)
-    rows = []
-    for person, colour in (("ann", (60, 120, 200)), ("ben", (200, 160, 90)), ("cid", (90, 200, 90))):
-        d = tmp_path / "people" / person
-        d.mkdir(parents=True)
-        for k in range(2):
-            p = d / f"{k}.png"
-            cv2.imwrite(str(p), _face_image(rng, colour))
-            rows.append([str(p), "real", person])
-    manifest = tmp_path / "people.csv"
-    with manifest.open("w", newline="") as fh:
-        csv.writer(fh).writerows([["path", "label", "video_id"], *rows])
+    manifest = write_people_manifest(tmp_path, np.random.default_rng(0))
     out = tmp_path / "eval.json"
     proc = subprocess.run([sys.executable, "-m", "fakewatch", "eval", str(tiny_onnx), str(manifest), "--report",
                            str(out), "--md", str(tmp_path / "eval.md"), "--plot", str(tmp_path / "eval.png"),

@@ -1,7 +1,6 @@
 """swap_diagnosis: image features on generated images, swaps keep donor provenance, the CLI on a tiny model."""
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import subprocess
@@ -15,14 +14,7 @@ import pytest
 from fakewatch.training.swap_diagnosis import (BOX_PERTURBATIONS, PERTURBATIONS, blockiness, features, hf_fraction,
                                                make_swaps, spearman)
 
-
-def _face_image(rng, colour):
-    img = np.full((96, 80, 3), 40, np.uint8)
-    img[:] = rng.integers(30, 60, 3)
-    cv2.ellipse(img, (40, 50), (22, 30), 0, 0, 360, colour, -1)
-    cv2.circle(img, (32, 42), 3, (10, 10, 10), -1)
-    cv2.circle(img, (48, 42), 3, (10, 10, 10), -1)
-    return img
+from .people import face_image, write_people_manifest
 
 
 def test_high_frequency_share_and_sharpness_drop_with_blur():
@@ -56,7 +48,7 @@ def test_spearman_ranks_and_refuses_constants():
 def test_swaps_take_their_donor_from_another_person():
     rng = np.random.default_rng(2)
     colours = {"ann": (60, 120, 200), "ben": (200, 160, 90), "cid": (90, 200, 90)}
-    records = [SimpleNamespace(video_id=p, face_box=(18, 20, 62, 80), img=_face_image(rng, c))
+    records = [SimpleNamespace(video_id=p, face_box=(18, 20, 62, 80), img=face_image(rng, c))
                for p, c in colours.items() for _ in range(2)]
     swaps = make_swaps(records, lambda r: r.img, ["poisson", "laplacian"])
     assert len(swaps) == 2 * len(records)
@@ -87,18 +79,7 @@ def test_perturbations_keep_type_and_region_blurs_stay_in_their_region():
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg binary (h264 perturbation)")
 def test_cli_writes_every_section_per_model(tiny_onnx, tmp_path):
-    rng = np.random.default_rng(0)
-    rows = []
-    for person, colour in (("ann", (60, 120, 200)), ("ben", (200, 160, 90)), ("cid", (90, 200, 90))):
-        d = tmp_path / "people" / person
-        d.mkdir(parents=True)
-        for k in range(2):
-            p = d / f"{k}.png"
-            cv2.imwrite(str(p), _face_image(rng, colour))
-            rows.append([str(p), "real", person])
-    manifest = tmp_path / "people.csv"
-    with manifest.open("w", newline="") as fh:
-        csv.writer(fh).writerows([["path", "label", "video_id"], *rows])
+    manifest = write_people_manifest(tmp_path, np.random.default_rng(0))
     out = tmp_path / "d.json"
     proc = subprocess.run([sys.executable, "-m", "fakewatch.training.swap_diagnosis", f"tiny={tiny_onnx}",
                            "--people", str(manifest), "--out", str(out), "--cache-dir", str(tmp_path / "crops"),
