@@ -27,7 +27,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from fakewatch.core.stale import remove_dead_owners
+from fakewatch.core.stale import SHM_DIR, remove_dead_owners
 from fakewatch.core.triton import model_config_text, preferred_batches
 
 #: the python backend's shared memory with each stub: start big enough for a batch of 16 at 380 px, grow by 16 MB
@@ -36,7 +36,6 @@ SHM_GROWTH_BYTES = 16 * 1024 * 1024
 READY_TIMEOUT_S = 180.0
 #: the python backend names its regions <prefix><uuid>; the prefix carries the serve process id
 SHM_REGION_PREFIX = "fakewatch_serve_"
-SHM_DIR = Path("/dev/shm")
 
 MODEL_PY = '''# written by `fakewatch serve`: Triton's python backend imports this file; the model itself is fakewatch's
 from fakewatch.runtime.triton_stub_model import TritonPythonModel  # noqa: F401

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fakewatch.core.stale import remove_dead_owners
+from fakewatch.core.stale import SHM_DIR, remove_dead_owners
 from fakewatch.core.triton import preferred_batches, spec_parameters
 
 
@@ -114,8 +114,6 @@ def _infer_function(runner, spec):
 
 #: PyTriton waits 1 s for its model stub's config handshake; a busy machine (CI, 2 shared cores) needs longer
 HANDSHAKE_TIMEOUT_S = 60.0
-#: where POSIX shared memory lives (PyTriton's leftovers of killed servers are removed from here)
-SHM_DIR = Path("/dev/shm")
 #: PyTriton's workspace for a `--server pytriton` serve (default: ~/.cache/pytriton/workspace_*, left by a SIGKILL)
 PYTRITON_WORKSPACE_PREFIX = "fakewatch-pytriton-"
 

@@ -10,6 +10,9 @@ import os
 import shutil
 from pathlib import Path
 
+#: where POSIX shared memory (shm_open) lives on Linux
+SHM_DIR = Path("/dev/shm")
+
 
 def owner_pid(name: str, prefix: str, sep: str) -> int | None:
     """The process id in ``<prefix><pid><sep>…``, or None when the name does not have that form."""

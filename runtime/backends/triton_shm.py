@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fakewatch.core.stale import remove_dead_owners
+from fakewatch.core.stale import SHM_DIR, remove_dead_owners
 
 PREFIX = "fakewatch_triton_"
 #: at most this much shared memory per runner (Docker's default /dev/shm is 64 MB)
 MAX_BYTES = 48 * 1024 * 1024
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
-SHM_DIR = Path("/dev/shm")
 
 
 def remove_stale(shm_dir: Path = SHM_DIR) -> list[str]:
