@@ -303,8 +303,8 @@ class TritonRunner(Runner):
         current = self._stream
         if current is not None and not current.broken and current.client is client:
             return current
-        if current is not None and current.client is client:
-            current.close()                  # stop_stream before a new start_stream on the same client
+        if current is not None:   # cancelled here, on the calling thread: before a new start_stream on the same
+            current.close()       # client, and never left to a plain client.close(), which would wait on it
         self._stream = RequestStream(client, self.model)
         return self._stream
 

@@ -29,12 +29,15 @@ class RequestStream:
     def __init__(self, client: Any, model: str) -> None:
         self.client = client
         self.model = model
-        self.broken = False
-        self.error: BaseException | None = None     # what broke it, reported to requests sent after that
+        self.error: BaseException | None = None     # what broke or closed it, reported to requests sent after that
         self._pending: dict[str, Done] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         client.start_stream(self._on_response)
+
+    @property
+    def broken(self) -> bool:
+        return self.error is not None
 
     @property
     def in_flight(self) -> int:
@@ -46,15 +49,15 @@ class RequestStream:
         Raises when the stream is already broken (the caller opens a new one)."""
         rid = str(next(self._ids))
         with self._lock:
-            if self.broken:
-                raise self.error or StreamClosed(f"the stream to {self.model!r} is closed")
+            if self.error is not None:
+                raise self.error
             self._pending[rid] = done
         try:
             self.client.async_stream_infer(self.model, inputs, outputs=outputs, request_id=rid)
-        except Exception:
+        except Exception as exc:
             with self._lock:
                 self._pending.pop(rid, None)
-                self.broken = True
+                self.error = self.error or exc
             raise
 
     def _on_response(self, result: Any, error: BaseException | None) -> None:
@@ -68,7 +71,6 @@ class RequestStream:
 
     def _fail_all(self, error: BaseException) -> None:
         with self._lock:
-            self.broken = True
             self.error = self.error or error
             pending, self._pending = self._pending, {}
         for done in pending.values():
@@ -76,8 +78,9 @@ class RequestStream:
 
     def close(self) -> None:
         """Cancel the stream (never from its own reader thread: it joins that thread); requests still on it fail."""
+        closed = StreamClosed(f"the stream to {self.model!r} was closed")
         with self._lock:
-            self.broken = True
+            self.error = self.error or closed
         inner = getattr(self.client, "_stream", None)
         try:
             self.client.stop_stream(cancel_requests=True)
@@ -88,4 +91,4 @@ class RequestStream:
         queue = getattr(inner, "_request_queue", None)
         if queue is not None:
             queue.put(None)
-        self._fail_all(StreamClosed(f"the stream to {self.model!r} was closed"))
+        self._fail_all(closed)
